@@ -1,0 +1,1 @@
+"""envs.acrobot (being written)."""

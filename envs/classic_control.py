@@ -1,0 +1,1 @@
+"""Registers the classic-control envs (being written)."""

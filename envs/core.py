@@ -1,0 +1,288 @@
+"""Environment base class, spaces and the registry.
+
+An environment is a pair of pure functions over explicit pytrees, in the gymnax style with the key first:
+
+    env, params = envs.make("CartPole-v1")
+    obs, state = env.reset(key, params)
+    obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
+
+``state`` and ``params`` are frozen ``flax.struct`` dataclasses. ``params`` hold the physics constants and the
+time limit, so ``jax.vmap`` over params gives domain randomisation. ``terminated`` comes from the MDP only;
+``truncated`` comes from the time limit (``state.time >= params.max_episode_steps``), as Gymnasium's
+``TimeLimit`` wrapper does. The plain ``step`` never resets; autoreset is a wrapper (``envs.wrappers``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable, Generic, TypeVar
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from rlkit.errors import RLKitError
+
+__all__ = [
+    "Space",
+    "Discrete",
+    "Box",
+    "EnvState",
+    "EnvParams",
+    "Environment",
+    "register",
+    "registered",
+    "make",
+    "spec",
+    "EnvSpec",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Spaces
+# --------------------------------------------------------------------------------------------------
+
+
+class Space:
+    """A jittable mirror of a ``gymnasium.spaces`` space."""
+
+    shape: tuple[int, ...]
+    dtype: Any
+
+    def sample(self, key: chex.PRNGKey) -> chex.Array:
+        raise NotImplementedError
+
+    def contains(self, x: chex.Array) -> chex.Array:
+        raise NotImplementedError
+
+    def to_gymnasium(self):
+        raise NotImplementedError
+
+
+class Discrete(Space):
+    """``{start, ..., start + n - 1}``; mirrors ``gymnasium.spaces.Discrete``."""
+
+    def __init__(self, n: int, start: int = 0):
+        if int(n) <= 0:
+            raise RLKitError(f"Discrete: n must be a positive integer, got {n!r}")
+        self.n = int(n)
+        self.start = int(start)
+        self.shape = ()
+        self.dtype = jnp.int32
+
+    def sample(self, key: chex.PRNGKey) -> chex.Array:
+        return jax.random.randint(key, (), self.start, self.start + self.n, dtype=self.dtype)
+
+    def contains(self, x: chex.Array) -> chex.Array:
+        x = jnp.asarray(x)
+        integral = jnp.issubdtype(x.dtype, jnp.integer) or jnp.all(x == jnp.round(x))
+        return jnp.logical_and(
+            jnp.logical_and(x.shape == (), integral),
+            jnp.logical_and(x >= self.start, x < self.start + self.n),
+        )
+
+    def to_gymnasium(self):
+        import gymnasium
+
+        return gymnasium.spaces.Discrete(self.n, start=self.start)
+
+    def __repr__(self) -> str:
+        return f"Discrete({self.n})" if self.start == 0 else f"Discrete({self.n}, start={self.start})"
+
+
+class Box(Space):
+    """A (possibly unbounded) box in R^shape; mirrors ``gymnasium.spaces.Box``."""
+
+    def __init__(self, low, high, shape: tuple[int, ...] | None = None, dtype=jnp.float32):
+        low_np = np.asarray(low, dtype=np.float64)
+        high_np = np.asarray(high, dtype=np.float64)
+        if shape is None:
+            shape = np.broadcast_shapes(low_np.shape, high_np.shape)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = dtype
+        self.low = np.broadcast_to(low_np, self.shape).astype(np.dtype(dtype))
+        self.high = np.broadcast_to(high_np, self.shape).astype(np.dtype(dtype))
+        if np.any(self.low > self.high):
+            raise RLKitError("Box: every element of low must be <= high")
+
+    def sample(self, key: chex.PRNGKey) -> chex.Array:
+        """Uniform where bounded, normal where unbounded, shifted exponential where half-bounded."""
+        low, high = jnp.asarray(self.low), jnp.asarray(self.high)
+        k_u, k_n, k_e = jax.random.split(key, 3)
+        uni = jax.random.uniform(k_u, self.shape, minval=0.0, maxval=1.0)
+        bounded_low, bounded_high = jnp.isfinite(low), jnp.isfinite(high)
+        normal = jax.random.normal(k_n, self.shape)
+        expo = jax.random.exponential(k_e, self.shape)
+        both = low + uni * (high - low)
+        x = jnp.where(
+            bounded_low & bounded_high,
+            both,
+            jnp.where(bounded_low, low + expo, jnp.where(bounded_high, high - expo, normal)),
+        )
+        return x.astype(self.dtype)
+
+    def contains(self, x: chex.Array) -> chex.Array:
+        x = jnp.asarray(x)
+        if x.shape != self.shape:
+            return jnp.asarray(False)
+        return jnp.all((x >= self.low) & (x <= self.high))
+
+    def to_gymnasium(self):
+        import gymnasium
+
+        return gymnasium.spaces.Box(self.low, self.high, self.shape, dtype=np.dtype(self.dtype))
+
+    def __repr__(self) -> str:
+        return f"Box({self.low.min()}, {self.high.max()}, {self.shape}, {np.dtype(self.dtype).name})"
+
+
+# --------------------------------------------------------------------------------------------------
+# Environment base
+# --------------------------------------------------------------------------------------------------
+
+
+@struct.dataclass
+class EnvState:
+    """Base state: every env state carries ``time``, the steps taken in the current episode."""
+
+    time: chex.Array
+
+
+@struct.dataclass
+class EnvParams:
+    """Base params: every env's params carry the time limit (Gymnasium's ``max_episode_steps``)."""
+
+    max_episode_steps: int = 500
+
+
+TState = TypeVar("TState", bound=EnvState)
+TParams = TypeVar("TParams", bound=EnvParams)
+
+
+class Environment(Generic[TState, TParams]):
+    """A pure, jittable environment with Gymnasium's semantics.
+
+    Subclasses implement ``default_params``, ``reset_env``, ``step_env``, ``get_obs``, ``observation_space``
+    and ``action_space``. This base adds the time limit and keeps ``terminated`` and ``truncated`` apart.
+    """
+
+    #: Gymnasium id this environment reproduces, e.g. ``"CartPole-v1"``.
+    id: str = ""
+    #: Gymnasium's ``spec.reward_threshold`` (None where Gymnasium has none).
+    reward_threshold: float | None = None
+
+    @property
+    def default_params(self) -> TParams:
+        raise NotImplementedError
+
+    def reset_env(self, key: chex.PRNGKey, params: TParams) -> tuple[chex.Array, TState]:
+        """Sample a start state; returns ``(obs, state)`` with ``state.time == 0``."""
+        raise NotImplementedError
+
+    def step_env(
+        self, key: chex.PRNGKey, state: TState, action: chex.Array, params: TParams
+    ) -> tuple[chex.Array, TState, chex.Array, chex.Array, dict]:
+        """One MDP step; returns ``(obs, state, reward, terminated, info)``. Must increment ``time``."""
+        raise NotImplementedError
+
+    def observation_space(self, params: TParams | None = None) -> Space:
+        raise NotImplementedError
+
+    def action_space(self, params: TParams | None = None) -> Space:
+        raise NotImplementedError
+
+    def reset(self, key: chex.PRNGKey, params: TParams | None = None) -> tuple[chex.Array, TState]:
+        """Start an episode. Returns ``(obs, state)``."""
+        if params is None:
+            params = self.default_params
+        return self.reset_env(key, params)
+
+    def step(
+        self, key: chex.PRNGKey, state: TState, action: chex.Array, params: TParams | None = None
+    ) -> tuple[chex.Array, TState, chex.Array, chex.Array, chex.Array, dict]:
+        """Advance one step. Never resets.
+
+        Returns:
+          ``(obs, state, reward, terminated, truncated, info)``. ``reward`` is float32, the flags are
+          bool scalars. ``truncated`` is True when ``state.time >= params.max_episode_steps`` after the
+          step, whether or not the step also terminated (as Gymnasium's ``TimeLimit``).
+        """
+        if params is None:
+            params = self.default_params
+        obs, state, reward, terminated, info = self.step_env(key, state, action, params)
+        truncated = state.time >= params.max_episode_steps
+        return (
+            obs,
+            state,
+            jnp.asarray(reward, jnp.float32),
+            jnp.asarray(terminated, jnp.bool_),
+            jnp.asarray(truncated, jnp.bool_),
+            info,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.id or type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<rlkit env {self.name}>"
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------------
+
+
+@struct.dataclass
+class EnvSpec:
+    id: str = struct.field(pytree_node=False)
+    max_episode_steps: int = struct.field(pytree_node=False)
+    reward_threshold: float | None = struct.field(pytree_node=False)
+
+
+_REGISTRY: dict[str, Callable[..., Environment]] = {}
+
+
+def register(env_id: str, factory: Callable[..., Environment], *, overwrite: bool = False) -> None:
+    """Register an environment class (or any zero-argument factory returning an ``Environment``)."""
+    if not isinstance(env_id, str) or not env_id:
+        raise RLKitError(f"register: env_id must be a non-empty string, got {env_id!r}")
+    if env_id in _REGISTRY and not overwrite:
+        raise RLKitError(f"register: env_id {env_id!r} is already registered (pass overwrite=True)")
+    _REGISTRY[env_id] = factory
+
+
+def registered() -> list[str]:
+    """The ids ``make`` accepts, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _unknown(env_id: str) -> RLKitError:
+    close = difflib.get_close_matches(str(env_id), registered(), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return RLKitError(f"unknown env id {env_id!r}.{hint} Available: {', '.join(registered())}")
+
+
+def make(env_id: str, **param_overrides) -> tuple[Environment, EnvParams]:
+    """Build a registered env. Returns ``(env, params)``; keyword arguments override params fields."""
+    if env_id not in _REGISTRY:
+        raise _unknown(env_id)
+    env = _REGISTRY[env_id]()
+    params = env.default_params
+    if param_overrides:
+        unknown = set(param_overrides) - set(params.__dataclass_fields__)
+        if unknown:
+            raise RLKitError(
+                f"make({env_id!r}): unknown param(s) {sorted(unknown)}; "
+                f"valid: {sorted(params.__dataclass_fields__)}"
+            )
+        params = params.replace(**param_overrides)
+    return env, params
+
+
+def spec(env_id: str) -> EnvSpec:
+    """Id, time limit and reward threshold of a registered env."""
+    env, params = make(env_id)
+    return EnvSpec(env_id, int(params.max_episode_steps), env.reward_threshold)

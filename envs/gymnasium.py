@@ -1,0 +1,1 @@
+"""envs.gymnasium (being written)."""

@@ -1,0 +1,1 @@
+"""envs.mountain_car (being written)."""

@@ -1,0 +1,1 @@
+"""envs.wrappers (being written)."""

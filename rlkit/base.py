@@ -1,0 +1,3 @@
+"""rlkit.base (being written)."""
+
+__all__: list[str] = []

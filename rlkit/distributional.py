@@ -1,0 +1,3 @@
+"""rlkit.distributional (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""rlkit.distributions (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""rlkit.exploration (being written)."""
+
+__all__: list[str] = []

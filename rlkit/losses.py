@@ -1,0 +1,3 @@
+"""rlkit.losses (being written)."""
+
+__all__: list[str] = []

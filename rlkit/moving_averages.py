@@ -1,0 +1,3 @@
+"""rlkit.moving_averages (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""rlkit.multistep (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""rlkit.normalize (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""rlkit.policy_gradients (being written)."""
+
+__all__: list[str] = []

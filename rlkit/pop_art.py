@@ -1,0 +1,3 @@
+"""rlkit.pop_art (being written)."""
+
+__all__: list[str] = []

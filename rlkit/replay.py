@@ -1,0 +1,3 @@
+"""rlkit.replay (being written)."""
+
+__all__: list[str] = []

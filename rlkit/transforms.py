@@ -1,0 +1,3 @@
+"""rlkit.transforms (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""rlkit.value_learning (being written)."""
+
+__all__: list[str] = []

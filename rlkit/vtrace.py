@@ -1,0 +1,3 @@
+"""rlkit.vtrace (being written)."""
+
+__all__: list[str] = []
