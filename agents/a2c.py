@@ -1,0 +1,1 @@
+"""agents.a2c (being written)."""
