@@ -10,4 +10,5 @@ from agents.base import (  # noqa: F401
 )
 from agents.registry import get_agent, register_agent, registered_agents  # noqa: F401
 from agents.runner import make_train  # noqa: F401
+from agents.policy import Policy, load_policy  # noqa: F401
 from agents import dqn, ppo, a2c  # noqa: F401  (register the built-in agents)

@@ -133,7 +133,7 @@ def make_train(agent_or_name, env, config, env_params=None) -> Callable:
     if isinstance(agent_or_name, str):
         from agents.registry import get_agent
 
-        agent = get_agent(agent_or_name)(venv.observation_space, venv.action_space)
+        agent = get_agent(agent_or_name)(venv.observation_space(env_params), venv.action_space(env_params))
     else:
         agent = agent_or_name
     num_updates = config.num_updates

@@ -2,41 +2,40 @@
 
 Each primitive takes one unbatched transition or trajectory (callers vmap) and keeps the names,
 argument order, defaults and semantics of the rlax 0.1.9 function of the same name, so rlax code
-ports by changing the import. See README.md for the tour.
+ports by changing the import. Every public name of the submodules below is re-exported here flat.
 """
 
-from rlkit import errors, base, value_learning, multistep, policy_gradients, vtrace, distributional, losses, transforms, distributions, exploration, pop_art, moving_averages, normalize, replay
-from rlkit.errors import *  # noqa: F401,F403
-from rlkit.base import *  # noqa: F401,F403
-from rlkit.value_learning import *  # noqa: F401,F403
-from rlkit.multistep import *  # noqa: F401,F403
-from rlkit.policy_gradients import *  # noqa: F401,F403
-from rlkit.vtrace import *  # noqa: F401,F403
-from rlkit.distributional import *  # noqa: F401,F403
-from rlkit.losses import *  # noqa: F401,F403
-from rlkit.transforms import *  # noqa: F401,F403
-from rlkit.distributions import *  # noqa: F401,F403
-from rlkit.exploration import *  # noqa: F401,F403
-from rlkit.pop_art import *  # noqa: F401,F403
-from rlkit.moving_averages import *  # noqa: F401,F403
-from rlkit.normalize import *  # noqa: F401,F403
-from rlkit.replay import *  # noqa: F401,F403
+import importlib as _importlib
 
-__all__ = [
-    *errors.__all__,
-    *base.__all__,
-    *value_learning.__all__,
-    *multistep.__all__,
-    *policy_gradients.__all__,
-    *vtrace.__all__,
-    *distributional.__all__,
-    *losses.__all__,
-    *transforms.__all__,
-    *distributions.__all__,
-    *exploration.__all__,
-    *pop_art.__all__,
-    *moving_averages.__all__,
-    *normalize.__all__,
-    *replay.__all__,
-]
+_MODULES = (
+    "errors",
+    "base",
+    "value_learning",
+    "multistep",
+    "policy_gradients",
+    "vtrace",
+    "distributional",
+    "losses",
+    "transforms",
+    "distributions",
+    "exploration",
+    "pop_art",
+    "moving_averages",
+    "normalize",
+    "replay",
+)
+
+__all__: list = []
+_EXPORTED_BY: dict = {}
+for _name in _MODULES:
+    _module = _importlib.import_module(f"rlkit.{_name}")
+    for _public in _module.__all__:
+        if _public in _EXPORTED_BY:
+            raise ImportError(
+                f"rlkit.{_name} and rlkit.{_EXPORTED_BY[_public]} both export {_public!r}"
+            )
+        _EXPORTED_BY[_public] = _name
+        globals()[_public] = getattr(_module, _public)
+        __all__.append(_public)
+
 __version__ = "0.1.0"

@@ -1,0 +1,44 @@
+"""Speed benchmarks, each side by side with its peer in the same run.
+
+    python scripts/benchmark.py primitives   # rlkit vs rlax: lambda_returns, GAE, vtrace, q_learning, C51
+    python scripts/benchmark.py envs         # rlkit CartPole vs gymnax vs Gymnasium's vector env
+    python scripts/benchmark.py dqn          # time to solve CartPole: rlkit vs SB3 / sbx / rejax
+    python scripts/benchmark.py ppo          # PureJaxRL settings: rlkit vs rejax, 1 and 8 seeds
+    python scripts/benchmark.py eval         # vectorised evaluation vs a make_vec loop
+
+Peers come from the [bench] extra (pip install -e ".[bench]"); a missing peer is skipped with a note.
+Figures for this repository are recorded in docs/benchmarks.md with the machine that made them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SUITES = {
+    "primitives": ("scripts.bench_primitives", "benchmark_primitives"),
+    "envs": ("scripts.bench_envs", "benchmark_envs"),
+    "dqn": ("scripts.bench_dqn", "benchmark_dqn"),
+    "ppo": ("scripts.bench_ppo", "benchmark_ppo"),
+    "eval": ("scripts.bench_eval", "benchmark_eval"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suite", choices=sorted(SUITES) + ["all"], help="which benchmark to run")
+    args = p.parse_args(argv)
+    names = sorted(SUITES) if args.suite == "all" else [args.suite]
+    for name in names:
+        module, fn = SUITES[name]
+        print(f"== {name} ==", flush=True)
+        getattr(importlib.import_module(module), fn)()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The shared training job: run directory, logs, checkpoints, exact resume, errors, load_policy.
+
+A small linear agent keeps these tests about the machinery, not about learning.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import struct
+
+import agents
+from agents import trainer as trainer_lib
+from agents.base import Agent, BaseConfig, static_field
+from agents.registry import register_agent
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from scripts import train as train_script  # noqa: E402
+
+
+@struct.dataclass
+class LinearConfig(BaseConfig):
+    learning_rate: float = 0.05
+    """Step size."""
+    epsilon: float = 0.2
+    """Random-action probability."""
+    total_timesteps: int = static_field(2048)
+    num_envs: int = static_field(4)
+    rollout_length: int = static_field(32)
+
+
+class LinearAgent(Agent):
+    """Linear action preferences, pushed towards rewarded actions; enough to test the machinery."""
+
+    name = "test-linear"
+    Config = LinearConfig
+    PRESETS = {"default": {}}
+
+    def _dims(self):
+        return self.observation_space.shape[0], self.action_space.n
+
+    def init(self, config, key):
+        d, a = self._dims()
+        w = 0.01 * jax.random.normal(key, (d, a))
+        opt = optax.sgd(1.0)
+        return {"w": w, "opt": opt.init(w), "count": jnp.zeros((), jnp.int32)}
+
+    def act(self, config, state, obs, key):
+        k1, k2 = jax.random.split(key)
+        greedy = jnp.argmax(obs @ state["w"], axis=-1)
+        rand = jax.random.randint(k1, greedy.shape, 0, self._dims()[1])
+        explore = jax.random.uniform(k2, greedy.shape) < config.epsilon
+        return jnp.where(explore, rand, greedy).astype(jnp.int32), {}
+
+    def update(self, config, state, rollout, key):
+        onehot = jax.nn.one_hot(rollout.action, self._dims()[1])
+        grad = -jnp.einsum("tnd,tna->da", rollout.obs, onehot * rollout.reward[..., None])
+        grad = grad / rollout.reward.size
+        upd, opt = optax.sgd(1.0).update(config.learning_rate * grad, state["opt"])
+        w = optax.apply_updates(state["w"], upd)
+        return {"w": w, "opt": opt, "count": state["count"] + 1}, {"grad_norm": jnp.linalg.norm(grad)}
+
+    def policy_params(self, state):
+        return {"w": state["w"]}
+
+    def policy(self, config, policy_params, obs, key, deterministic=True):
+        return jnp.argmax(obs @ policy_params["w"], axis=-1).astype(jnp.int32)
+
+
+register_agent(LinearAgent)
+
+BASE = ["--agent", "test-linear", "--env", "CartPole-v1", "--eval-episodes", "0", "--quiet",
+        "--log-every", "256", "--checkpoint-every", "512"]
+
+
+def _run(tmp_path, name, *extra):
+    out = str(tmp_path / name)
+    code = train_script.main(BASE + ["--out", out, *extra])
+    return code, out
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_directory_contents(tmp_path):
+    code, out = _run(tmp_path, "a", "--num-seeds", "2")
+    assert code == 0
+    files = os.listdir(out)
+    for name in ("config.json", "metrics.csv", "checkpoint.json", "policy.msgpack", "summary.json"):
+        assert name in files
+    assert any(f.startswith("events.out.tfevents") for f in files)
+    assert not any(f.startswith(".tmp-") for f in files)
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    assert cfg["agent"] == "test-linear" and cfg["env"] == "CartPole-v1"
+    assert cfg["config"]["learning_rate"] == 0.05 and cfg["num_runs"] == 2
+    rows = _read_csv(os.path.join(out, "metrics.csv"))
+    # 2048 steps / 128 per update = 16 updates; 256-step chunks = 2 updates -> 8 chunks, x 2 seeds.
+    assert len(rows) == 16
+    assert sorted({r["seed"] for r in rows}) == ["0", "1"]
+    assert int(rows[-1]["env_steps"]) == 2048
+    # A random-ish CartPole policy finishes episodes of ~10-60 steps: the logged returns are real.
+    returns = [float(r["episode_return"]) for r in rows if r["episode_return"]]
+    assert returns and all(5 <= x <= 500 for x in returns)
+    ckpt = json.load(open(os.path.join(out, "checkpoint.json")))
+    assert ckpt["env_steps"] == 2048
+    # Only the latest checkpoint data file is kept.
+    assert [f for f in files if f.startswith("checkpoint-")] == ["checkpoint-2048.msgpack"]
+
+
+def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
+    code, full = _run(tmp_path, "full")
+    assert code == 0
+
+    original = trainer_lib._checkpoint
+
+    def kill_after_first(built, out, rs, done_updates, env_steps):
+        original(built, out, rs, done_updates, env_steps)
+        if env_steps == 1024:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_lib, "_checkpoint", kill_after_first)
+    code, part = _run(tmp_path, "part")
+    assert code == 130
+    assert json.load(open(os.path.join(part, "checkpoint.json")))["env_steps"] == 1024
+    monkeypatch.setattr(trainer_lib, "_checkpoint", original)
+
+    assert train_script.main(["--resume", part, "--quiet"]) == 0
+    pa, _ = agents.load_policy(full)
+    pb, _ = agents.load_policy(part)
+    np.testing.assert_array_equal(np.asarray(pa.params["w"]), np.asarray(pb.params["w"]))
+    rows_a = _read_csv(os.path.join(full, "metrics.csv"))
+    rows_b = _read_csv(os.path.join(part, "metrics.csv"))
+    assert [r["env_steps"] for r in rows_a] == [r["env_steps"] for r in rows_b]
+    assert [r["episode_return"] for r in rows_a] == [r["episode_return"] for r in rows_b]
+
+
+def test_load_policy_single_and_multi_seed(tmp_path):
+    code, out = _run(tmp_path, "multi", "--num-seeds", "3")
+    assert code == 0
+    policy, env_id = agents.load_policy(out)
+    assert env_id == "CartPole-v1" and policy.num_seeds == 3
+    obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    actions = [policy(obs, seed=s) for s in range(3)]
+    assert all(a.shape == (5,) and set(np.unique(a)) <= {0, 1} for a in actions)
+    one, _ = agents.load_policy(out, seed=2)
+    assert one.num_seeds is None
+    np.testing.assert_array_equal(one(obs), actions[2])
+    w = np.asarray(policy.params["w"])
+    np.testing.assert_array_equal(actions[2], np.argmax(obs @ w[2], axis=-1))
+
+
+def test_sweep_trains_grid_in_one_program(tmp_path):
+    code, out = _run(tmp_path, "sweep", "--sweep", "learning_rate=0.0,0.1", "--num-seeds", "2")
+    assert code == 0
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    assert cfg["num_runs"] == 4
+    assert cfg["sweep_points"] == [{"learning_rate": 0.0}, {"learning_rate": 0.1}]
+    policy, _ = agents.load_policy(out)
+    w = np.asarray(policy.params["w"])
+    # learning_rate 0 leaves the weights at their (seeded) init; 0.1 moves them.
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    for r in range(2):
+        k_agent = jax.random.split(keys[r], 3)[1]
+        np.testing.assert_allclose(w[r], 0.01 * jax.random.normal(k_agent, (4, 2)), rtol=1e-6)
+    assert not np.allclose(w[2], w[0])
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--agent", "dqnn"], "unknown agent 'dqnn'. Did you mean 'dqn'?"),
+        (["--agent", "test-linear", "--env", "CartPol-v1"], "Did you mean 'CartPole-v1'?"),
+        (["--agent", "test-linear", "--num-seeds", "0"], "--num-seeds"),
+        (["--agent", "test-linear", "--sweep", "num_envs=1,2"], "static field"),
+        (["--agent", "test-linear", "--sweep", "bogus=1"], "unknown hyperparameter 'bogus'"),
+        (["--resume", "/nonexistent/run"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, needle):
+    out = str(tmp_path / "never")
+    code = train_script.main(argv + ["--out", out, "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and needle in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+    assert not os.path.exists(out)
+
+
+def test_bad_flag_value_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        train_script.main(["--agent", "test-linear", "--learning-rate", "fast"])
+    assert e.value.code == 2
+
+
+def test_resume_errors(tmp_path, capsys):
+    code, out = _run(tmp_path, "r")
+    assert code == 0
+    # A different config is refused, naming the field.
+    assert train_script.main(["--resume", out, "--learning-rate", "0.5", "--quiet"]) == 2
+    assert "learning_rate" in capsys.readouterr().err
+    # A corrupt checkpoint is refused with a clear message, not a traceback.
+    meta = json.load(open(os.path.join(out, "checkpoint.json")))
+    with open(os.path.join(out, meta["file"]), "r+b") as f:
+        f.seek(10)
+        f.write(b"\x00\x01\x02\x03")
+    assert train_script.main(["--resume", out, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and "Traceback" not in err
+    # A directory without a checkpoint is refused.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.json").write_text(open(os.path.join(out, "config.json")).read())
+    assert train_script.main(["--resume", str(empty), "--quiet"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_out_dir_with_existing_run_is_refused(tmp_path, capsys):
+    code, out = _run(tmp_path, "x")
+    assert code == 0
+    assert train_script.main(BASE + ["--out", out]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_help_lists_every_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        train_script.main(["--agent", "test-linear", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--env", "--seed", "--num-seeds", "--total-timesteps", "--out", "--resume",
+                 "--log-every", "--checkpoint-every", "--eval-episodes", "--quiet",
+                 "--learning-rate", "--epsilon", "--sweep"):
+        assert flag in text, flag
+    assert "Random-action probability." in text
