@@ -25,10 +25,13 @@ _MODULES = (
     "replay",
 )
 
+# Import every submodule first: importing ``rlkit.normalize`` binds the module to the package
+# attribute ``normalize``, which must then be replaced by rlax's Pop-Art ``normalize`` function.
+_modules = [_importlib.import_module(f"rlkit.{_name}") for _name in _MODULES]
+
 __all__: list = []
 _EXPORTED_BY: dict = {}
-for _name in _MODULES:
-    _module = _importlib.import_module(f"rlkit.{_name}")
+for _name, _module in zip(_MODULES, _modules):
     for _public in _module.__all__:
         if _public in _EXPORTED_BY:
             raise ImportError(
