@@ -1,0 +1,290 @@
+"""Environment throughput: rlkit CartPole-v1 against gymnax and Gymnasium's numpy vector env.
+
+Every backend steps CartPole-v1 with uniformly random actions and autoreset, at several numbers
+of parallel envs N:
+
+- rlkit: ``envs.wrappers.make_vec`` (autoreset with final_obs + episode statistics, both used),
+  stepped in a jitted ``lax.scan``;
+- gymnax (if installed): ``gymnax.make("CartPole-v1")`` with its built-in autoreset, ``vmap``-ed,
+  in the same kind of scan with the same keys and actions;
+- Gymnasium: ``gymnasium.make_vec("CartPole-v1", N, vectorization_mode="vector_entry_point")``
+  (the numpy ``CartPoleVectorEnv``), stepped from a pre-generated action array.
+
+Both JAX backends use the default (threefry) keys. The per-step keys and the random actions
+(one random bit per env) are drawn in one go before the scan, as the Gymnasium run's actions
+are, so the scanned step is the env's alone. Also measured: rlkit without the autoreset
+(``VecEnv(EpisodeStatistics(env))``), which gives the share of the step spent on resets
+(``reset_share``).
+
+Compile time is timed apart from the run; the run time is the best of ``repeats`` runs, because
+the machine may be shared. Compare within one run and read the ratios.
+
+    PYTHONPATH=. python scripts/bench_envs.py --ns 1 64 1024 16384
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rlkit.errors import RLKitError
+
+__all__ = ["benchmark_envs", "default_steps"]
+
+
+def default_steps(num_envs: int) -> int:
+    """Scan length for ``num_envs``: about 4M env steps in total, between 256 and 20000 steps."""
+    return int(max(256, min(20_000, 2**22 // num_envs)))
+
+
+_CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+
+
+def _compile(run: Callable, key: jax.Array, clock: Callable) -> tuple[Callable, float]:
+    """Compiles ``run(key)``; returns (a timed-run callable, compile seconds)."""
+    start = time.perf_counter()
+    compiled = jax.jit(run).lower(key).compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(compiled(key))  # warm-up run (allocations, thread pools)
+
+    def timed(i: int) -> float:
+        sub = jax.random.fold_in(key, i + 1)
+        start = clock()
+        jax.block_until_ready(compiled(sub))
+        return clock() - start
+
+    return timed, compile_s
+
+
+def _scan_inputs(key: jax.Array, num_envs: int, steps: int) -> tuple[jax.Array, jax.Array]:
+    """Per-step keys [steps] and random action words [steps, ceil(N / 32)], drawn up front.
+
+    Drawing them before the scan (as the Gymnasium run pre-draws its actions) keeps the harness's
+    own hashing out of the measured step, for both JAX backends alike.
+    """
+    key_steps, key_actions = jax.random.split(key)
+    words = jax.random.bits(key_actions, (steps, (num_envs + 31) // 32), jnp.uint32)
+    return jax.random.split(key_steps, steps), words
+
+
+def _actions(words: jax.Array, num_envs: int) -> jax.Array:
+    """Uniform {0, 1} actions [N]: the bits of the random words."""
+    bits = (words[:, None] >> jnp.arange(32, dtype=jnp.uint32)[None, :]) & 1
+    return bits.reshape(-1)[:num_envs].astype(jnp.int32)
+
+
+def _rlkit_run(num_envs: int, steps: int, autoreset: bool = True) -> Callable:
+    from envs import make
+    from envs.wrappers import EpisodeStatistics, VecEnv, make_vec
+
+    if autoreset:
+        venv, params = make_vec("CartPole-v1", num_envs)
+    else:  # the same stack without the autoreset: what the reset costs
+        env, params = make("CartPole-v1")
+        venv = VecEnv(EpisodeStatistics(env), num_envs)
+
+    def run(key):
+        key, key_reset = jax.random.split(key)
+        obs, state = venv.reset(key_reset, params)
+
+        def body(carry, inputs):
+            state, obs, reward_sum, returns_sum = carry
+            key_step, words = inputs
+            actions = _actions(words, num_envs)
+            obs, state, reward, _, _, info = venv.step(key_step, state, actions, params)
+            done_return = jnp.where(info["returned_episode"], info["episode_return"], 0.0)
+            return (state, obs, reward_sum + reward, returns_sum + done_return), None
+
+        zeros = jnp.zeros((num_envs,), jnp.float32)
+        inputs = _scan_inputs(key, num_envs, steps)
+        carry, _ = jax.lax.scan(body, (state, obs, zeros, zeros), inputs)
+        return carry[1:]
+
+    return run
+
+
+def _gymnax_run(num_envs: int, steps: int) -> Callable:
+    import gymnax
+
+    env, params = gymnax.make("CartPole-v1")
+    v_reset = jax.vmap(env.reset, in_axes=(0, None))
+    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def run(key):
+        key, key_reset = jax.random.split(key)
+        obs, state = v_reset(jax.random.split(key_reset, num_envs), params)
+
+        def body(carry, inputs):
+            state, obs, reward_sum = carry
+            key_step, words = inputs
+            actions = _actions(words, num_envs)
+            keys = jax.random.split(key_step, num_envs)
+            obs, state, reward, _, _, _ = v_step(keys, state, actions, params)
+            return (state, obs, reward_sum + reward), None
+
+        carry = (state, obs, jnp.zeros((num_envs,), jnp.float32))
+        carry, _ = jax.lax.scan(body, carry, _scan_inputs(key, num_envs, steps))
+        return carry[1:]
+
+    return run
+
+
+def _gymnasium_timer(
+    num_envs: int, steps: int, seed: int, clock: Callable
+) -> tuple[Callable, Callable]:
+    """A timed run of Gymnasium's numpy CartPole vector env, and its ``close``."""
+    import gymnasium
+
+    venv = gymnasium.make_vec("CartPole-v1", num_envs, vectorization_mode="vector_entry_point")
+    actions = np.random.default_rng(seed).integers(0, 2, size=(steps, num_envs))
+
+    def timed(i: int) -> float:
+        venv.reset(seed=seed + i + 1)
+        start = clock()
+        for t in range(steps):
+            venv.step(actions[t])
+        return clock() - start
+
+    timed(-1)  # warm-up
+    return timed, venv.close
+
+
+def benchmark_envs(
+    ns: tuple[int, ...] = (1, 64, 1024, 16384),
+    steps: int | None = None,
+    repeats: int = 3,
+    seed: int = 0,
+    gymnax: bool = True,
+    gymnasium: bool = True,
+    clock: str = "wall",
+) -> list[dict[str, Any]]:
+    """Measures env steps per second of rlkit, gymnax and Gymnasium CartPole-v1 at each N.
+
+    Args:
+      ns: numbers of parallel envs.
+      steps: batched steps per timed run; None picks ``default_steps(N)``.
+      repeats: timed runs per measurement (the best one is kept).
+      seed: seed of the keys and of the pre-generated Gymnasium actions.
+      gymnax: include gymnax (skipped with a note when it is not installed).
+      gymnasium: include Gymnasium's vector env.
+      clock: ``"wall"`` (elapsed time) or ``"process"`` (CPU time of this process, all threads;
+        steadier on a machine shared with other jobs, but it does not credit multi-threading).
+
+    Returns:
+      One dict per N with ``num_envs``, ``steps``, ``{backend}_steps_per_s``,
+      ``{backend}_compile_s`` (JAX backends), ``rlkit_over_gymnax`` and ``rlkit_over_gymnasium``
+      (None where a backend was skipped), ``rlkit_no_reset_steps_per_s``, ``reset_share`` (the
+      fraction of rlkit's step time spent on resets) and ``note``.
+    """
+    if clock not in _CLOCKS:
+        raise RLKitError(f"benchmark_envs: clock must be one of {sorted(_CLOCKS)}, got {clock!r}")
+    timer = _CLOCKS[clock]
+    if gymnax:
+        try:
+            import gymnax as _
+        except ImportError:
+            gymnax = False
+            gymnax_note = "gymnax not installed: skipped"
+        else:
+            gymnax_note = ""
+    else:
+        gymnax_note = "gymnax not requested"
+    rows = []
+    for n in ns:
+        t = default_steps(n) if steps is None else int(steps)
+        key = jax.random.PRNGKey(seed)
+        row: dict[str, Any] = {"num_envs": n, "steps": t, "note": gymnax_note}
+        timers: dict[str, Callable] = {}
+        timers["rlkit"], row["rlkit_compile_s"] = _compile(_rlkit_run(n, t), key, timer)
+        timers["rlkit_no_reset"], _ = _compile(_rlkit_run(n, t, autoreset=False), key, timer)
+        row["gymnax_compile_s"] = None
+        if gymnax:
+            timers["gymnax"], row["gymnax_compile_s"] = _compile(_gymnax_run(n, t), key, timer)
+        close = None
+        if gymnasium:
+            timers["gymnasium"], close = _gymnasium_timer(n, t, seed, timer)
+        # Round-robin repeats, so a burst of load elsewhere hits every backend alike.
+        best = {name: float("inf") for name in timers}
+        for i in range(repeats):
+            for name, timed in timers.items():
+                best[name] = min(best[name], timed(i))
+        if close is not None:
+            close()
+        for name in ("rlkit", "rlkit_no_reset", "gymnax", "gymnasium"):
+            row[f"{name}_steps_per_s"] = n * t / best[name] if name in best else None
+        row["reset_share"] = max(0.0, 1.0 - best["rlkit_no_reset"] / best["rlkit"])
+        for other in ("gymnax", "gymnasium"):
+            theirs = row[f"{other}_steps_per_s"]
+            row[f"rlkit_over_{other}"] = (
+                None if theirs is None else row["rlkit_steps_per_s"] / theirs
+            )
+        rows.append(row)
+    return rows
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--ns", type=int, nargs="+", default=[1, 64, 1024, 16384], help="numbers of parallel envs"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="batched steps per timed run (default: about 4M env steps, >= 256)",
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs; the best is kept")
+    parser.add_argument("--seed", type=int, default=0, help="seed of keys and actions")
+    parser.add_argument("--no-gymnax", action="store_true", help="skip gymnax")
+    parser.add_argument("--no-gymnasium", action="store_true", help="skip Gymnasium")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(_CLOCKS),
+        default="wall",
+        help="wall time, or this process's CPU time (steadier on a busy machine)",
+    )
+    args = parser.parse_args(argv)
+    rows = benchmark_envs(
+        tuple(args.ns),
+        args.steps,
+        args.repeats,
+        args.seed,
+        gymnax=not args.no_gymnax,
+        gymnasium=not args.no_gymnasium,
+        clock=args.clock,
+    )
+    print(
+        f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
+        f"clock: {args.clock}"
+    )
+    header = (
+        f"{'N':>6} {'steps':>6} {'rlkit/s':>10} {'gymnax/s':>10} {'gymnasium/s':>11} "
+        f"{'rlkit/gymnax':>12} {'rlkit/gymnasium':>15} {'reset share':>11} "
+        f"{'compile rlkit':>13} {'compile gymnax':>14}"
+    )
+    print(header)
+    for r in rows:
+        print(
+            f"{r['num_envs']:>6} {r['steps']:>6} {_fmt(r['rlkit_steps_per_s'], '10.3e')} "
+            f"{_fmt(r['gymnax_steps_per_s'], '10.3e')} {_fmt(r['gymnasium_steps_per_s'], '11.3e')} "
+            f"{_fmt(r['rlkit_over_gymnax'], '12.2f')} {_fmt(r['rlkit_over_gymnasium'], '15.2f')} "
+            f"{_fmt(r['reset_share'], '11.0%')} "
+            f"{_fmt(r['rlkit_compile_s'], '12.2f')}s {_fmt(r['gymnax_compile_s'], '13.2f')}s"
+        )
+    notes = {r["note"] for r in rows if r["note"]}
+    for note in sorted(notes):
+        print("note:", note)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,421 @@
+"""Tests for envs.gymnasium: registration, the single env (env checker, seeding, one TimeLimit),
+the vector env against SyncVectorEnv (NEXT_STEP autoreset step by step), and HostVecEnv against a
+hand-written loop of single Gymnasium envs (SAME_STEP transitions, statistics)."""
+
+import chex
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import struct
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs import core
+from envs import gymnasium as bridge
+from rlkit.errors import RLKitError
+
+# ------------------------------------------------------------------------------------------------
+# A toy env: its start state can be made deterministic, so two vectorisations can be compared
+# observation for observation.
+# ------------------------------------------------------------------------------------------------
+
+
+@struct.dataclass
+class CounterState(core.EnvState):
+    count: chex.Array
+
+
+@struct.dataclass
+class CounterParams(core.EnvParams):
+    threshold: int = 3
+    start_low: int = 0
+    start_high: int = 1  # exclusive: by default every episode starts at 0
+    max_episode_steps: int = 6
+
+
+class Counter(core.Environment):
+    """obs = [count, time]; the action (0, 1 or 2) is added to count; reward = 1 + action;
+    terminated when count >= threshold; 6 steps at most."""
+
+    id = "TestCounter-v0"
+    reward_threshold = 10.0
+
+    @property
+    def default_params(self):
+        return CounterParams()
+
+    def reset_env(self, key, params):
+        count = jax.random.randint(key, (), params.start_low, params.start_high)
+        state = CounterState(time=jnp.asarray(0, jnp.int32), count=count)
+        return jnp.stack([count, 0]).astype(jnp.float32), state
+
+    def step_env(self, key, state, action, params):
+        state = CounterState(time=state.time + 1, count=state.count + action)
+        obs = jnp.stack([state.count, state.time]).astype(jnp.float32)
+        return obs, state, 1.0 + action, state.count >= params.threshold, {}
+
+    def observation_space(self, params=None):
+        return core.Box(-100.0, 100.0, (2,))
+
+    def action_space(self, params=None):
+        return core.Discrete(3)
+
+
+GYM_ID = "rlkit/TestCounter-v0"
+
+
+@pytest.fixture
+def counter_registered(monkeypatch):
+    """Registers the toy env with rlkit and Gymnasium for one test, then removes it."""
+    monkeypatch.setattr(core, "_REGISTRY", dict(core._REGISTRY))
+    core.register("TestCounter-v0", Counter)
+    ids = bridge.register_gymnasium_envs()
+    assert GYM_ID in ids
+    yield
+    gymnasium.registry.pop(GYM_ID, None)
+
+
+# ------------------------------------------------------------------------------------------------
+# Registration and the single env
+# ------------------------------------------------------------------------------------------------
+
+
+def test_every_rlkit_env_is_registered_with_its_spec():
+    for env_id in envs.registered():
+        gym_spec = gymnasium.spec(bridge.gymnasium_id(env_id))
+        rl_spec = envs.spec(env_id)
+        assert gym_spec.max_episode_steps == rl_spec.max_episode_steps
+        assert gym_spec.reward_threshold == rl_spec.reward_threshold
+        assert gym_spec.vector_entry_point is not None
+    assert gymnasium.spec("rlkit/CartPole-v1").max_episode_steps == 500
+    assert gymnasium.spec("rlkit/CartPole-v1").reward_threshold == 475.0
+
+
+def test_registration_is_idempotent_and_picks_up_new_envs(counter_registered, recwarn):
+    spec_before = gymnasium.spec("rlkit/CartPole-v1")
+    bridge.register_gymnasium_envs()
+    bridge.register_gymnasium_envs()
+    assert gymnasium.spec("rlkit/CartPole-v1") is spec_before  # untouched, no re-registration
+    assert not [w for w in recwarn if "Overriding" in str(w.message)]
+    assert gymnasium.spec(GYM_ID).max_episode_steps == 6
+    assert gymnasium.spec(GYM_ID).reward_threshold == 10.0
+    assert bridge.gymnasium_id("ns/Env-v0") == "rlkit/ns.Env-v0"
+
+
+@pytest.mark.parametrize("env_id", envs.registered())
+def test_every_env_passes_the_env_checker_and_steps_vectorised(env_id):
+    env = gymnasium.make(bridge.gymnasium_id(env_id))
+    assert isinstance(env.unwrapped, bridge.RLKitGymEnv)
+    check_env(env.unwrapped, skip_render_check=True)
+    rl_env, params = envs.make(env_id)
+    assert env.observation_space == rl_env.observation_space(params).to_gymnasium()
+    assert env.action_space == rl_env.action_space(params).to_gymnasium()
+    venv = gymnasium.make_vec(
+        bridge.gymnasium_id(env_id), 3, vectorization_mode="vector_entry_point"
+    )
+    obs, _ = venv.reset(seed=0)
+    assert obs.shape == (3, *env.observation_space.shape) and obs in venv.observation_space
+    obs, reward, terminated, truncated, _ = venv.step(venv.action_space.sample())
+    assert obs in venv.observation_space
+    assert reward.shape == terminated.shape == truncated.shape == (3,)
+
+
+def test_single_env_outputs_are_numpy_and_python_values():
+    env = gymnasium.make("rlkit/CartPole-v1")
+    assert env.action_space == gymnasium.spaces.Discrete(2)
+    obs, info = env.reset(seed=0)
+    assert isinstance(obs, np.ndarray) and obs.dtype == np.float32 and info == {}
+    obs, reward, terminated, truncated, info = env.step(1)
+    assert isinstance(obs, np.ndarray) and type(reward) is float and reward == 1.0
+    assert type(terminated) is bool and type(truncated) is bool
+
+
+def _rollout(env, seed, actions):
+    out = [env.reset(seed=seed)[0]]
+    for a in actions:
+        obs, reward, terminated, truncated, _ = env.step(a)
+        out.append(np.concatenate([obs, [reward, terminated, truncated]]))
+        if terminated or truncated:
+            out.append(env.reset()[0])
+    return np.concatenate(out)
+
+
+def test_single_env_seed_gives_the_same_trajectory():
+    actions = np.random.default_rng(0).integers(0, 2, 60)
+    env_a, env_b = gymnasium.make("rlkit/CartPole-v1"), gymnasium.make("rlkit/CartPole-v1")
+    first = _rollout(env_a, 5, actions)
+    np.testing.assert_array_equal(first, _rollout(env_b, 5, actions))
+    np.testing.assert_array_equal(first, _rollout(env_a, 5, actions))  # re-seeding repeats it
+    assert not np.array_equal(first, _rollout(env_a, 6, actions))
+
+
+def test_single_env_physics_matches_gymnasium_cartpole():
+    ours, theirs = gymnasium.make("rlkit/CartPole-v1"), gymnasium.make("CartPole-v1")
+    obs, _ = ours.reset(seed=1)
+    theirs.reset(seed=1)
+    theirs.unwrapped.state = obs.astype(np.float64)
+    for a in [1, 1, 0, 1, 0, 0, 0, 1]:
+        obs, r, te, tr, _ = ours.step(a)
+        ref, r_ref, te_ref, tr_ref, _ = theirs.step(a)
+        np.testing.assert_allclose(obs, ref, rtol=1e-5, atol=1e-6)
+        assert (r, te, tr) == (r_ref, te_ref, tr_ref)
+
+
+def test_time_limit_is_applied_once(counter_registered):
+    env = gymnasium.make(GYM_ID)
+    assert env.unwrapped.params.max_episode_steps == bridge._NO_TIME_LIMIT
+    env.reset(seed=0)
+    flags = [env.step(0)[2:4] for _ in range(6)]
+    assert flags == [(False, False)] * 5 + [(False, True)]  # truncated by TimeLimit at 6
+    env = gymnasium.make(GYM_ID, max_episode_steps=3)  # the override replaces, not adds
+    env.reset(seed=0)
+    assert [env.step(0)[3] for _ in range(3)] == [False, False, True]
+    with pytest.raises(RLKitError, match="max_episode_steps"):
+        bridge.RLKitGymEnv("CartPole-v1", max_episode_steps=5)
+
+
+# ------------------------------------------------------------------------------------------------
+# The vector env against SyncVectorEnv
+# ------------------------------------------------------------------------------------------------
+
+
+def _run_vector(venv, seed, actions):
+    obs, _ = venv.reset(seed=seed)
+    out = [(obs, None, None, None)]
+    for a in actions:
+        obs, reward, terminated, truncated, _ = venv.step(a)
+        out.append((obs, reward, terminated, truncated))
+    return out
+
+
+def test_vector_env_equals_sync_vector_env_step_by_step(counter_registered):
+    num_envs, num_steps = 5, 40
+    actions = np.random.default_rng(0).integers(0, 3, (num_steps, num_envs))
+    actions[:, 0] = 0  # sub-env 0 only ever truncates
+    actions[:, 1] = 2  # sub-env 1: 0 -> 2 -> 4 terminates, then resets: period 3
+    ours = gymnasium.make_vec(GYM_ID, num_envs, vectorization_mode="vector_entry_point")
+    sync = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make(GYM_ID)] * num_envs)
+    assert isinstance(ours, bridge.RLKitVectorEnv)
+    assert ours.metadata["autoreset_mode"] == sync.metadata["autoreset_mode"]
+    assert ours.metadata["autoreset_mode"] == gymnasium.vector.AutoresetMode.NEXT_STEP
+    assert ours.single_observation_space == sync.single_observation_space
+    assert ours.single_action_space == sync.single_action_space
+    assert ours.action_space == sync.action_space
+    got, want = _run_vector(ours, 0, actions), _run_vector(sync, 0, actions)
+    for t, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(g[0], w[0], err_msg=f"obs at step {t}")
+        if t:
+            np.testing.assert_array_equal(g[1], w[1], err_msg=f"reward at step {t}")
+            np.testing.assert_array_equal(g[2], w[2], err_msg=f"terminated at step {t}")
+            np.testing.assert_array_equal(g[3], w[3], err_msg=f"truncated at step {t}")
+    rewards = np.array([g[1] for g in got[1:]])
+    terminated = np.array([g[2] for g in got[1:]])
+    truncated = np.array([g[3] for g in got[1:]])
+    # The comparison covered every kind of boundary.
+    assert truncated[:, 0].any() and not terminated[:, 0].any()
+    assert terminated[:, 1].any() and terminated.sum() > terminated[:, 1].sum()
+    assert (rewards == 0).any() and (rewards[:, 1] == 0).sum() == num_steps // 3
+    done = terminated | truncated
+    # After each end: reward 0, both flags False, a start obs; other sub-envs moved on.
+    np.testing.assert_array_equal(rewards[1:][done[:-1]], 0.0)
+    assert not (terminated[1:] | truncated[1:])[done[:-1]].any()
+    np.testing.assert_array_equal(np.array([g[0] for g in got[2:]])[done[:-1]], 0.0)
+    assert (rewards[1:][~done[:-1]] >= 1).all()
+
+
+def test_vector_env_cartpole_next_step_autoreset():
+    num_envs, num_steps, limit = 4, 80, 12
+    venv = gymnasium.make_vec(
+        "rlkit/CartPole-v1",
+        num_envs,
+        vectorization_mode="vector_entry_point",
+        max_episode_steps=limit,
+    )
+    twin = gymnasium.make_vec(
+        "rlkit/CartPole-v1",
+        num_envs,
+        vectorization_mode="vector_entry_point",
+        max_episode_steps=limit,
+    )
+    physics = gymnasium.make("CartPole-v1").unwrapped
+    actions = np.random.default_rng(1).integers(0, 2, (num_steps, num_envs))
+    obs, _ = venv.reset(seed=3)
+    twin_obs, _ = twin.reset(seed=3)
+    np.testing.assert_array_equal(obs, twin_obs)
+    pending = np.zeros(num_envs, bool)
+    length = np.zeros(num_envs, int)
+    ends = resets = 0
+    for t in range(num_steps):
+        prev = obs
+        obs, reward, terminated, truncated, _ = venv.step(actions[t])
+        # The twin gets other actions on resetting sub-envs: they must be ignored.
+        twin_obs, twin_r, twin_te, twin_tr, _ = twin.step(
+            np.where(pending, 1 - actions[t], actions[t])
+        )
+        for a, b in [
+            (obs, twin_obs),
+            (reward, twin_r),
+            (terminated, twin_te),
+            (truncated, twin_tr),
+        ]:
+            np.testing.assert_array_equal(a, b)
+        for i in range(num_envs):
+            if pending[i]:  # the reset step
+                resets += 1
+                assert reward[i] == 0 and not terminated[i] and not truncated[i]
+                assert np.all(np.abs(obs[i]) <= 0.05)
+                length[i] = 0
+            else:  # a physics step, also for sub-envs beside one that resets
+                physics.state = prev[i].astype(np.float64)
+                physics.steps_beyond_terminated = None
+                ref, _, ref_te, _, _ = physics.step(int(actions[t, i]))
+                np.testing.assert_allclose(obs[i], ref, rtol=1e-5, atol=1e-6)
+                length[i] += 1
+                assert reward[i] == 1.0 and terminated[i] == ref_te
+                assert truncated[i] == (length[i] == limit)
+        pending = terminated | truncated
+        ends += pending.sum()
+    assert ends >= 4 and resets >= 4
+
+
+def test_vector_env_one_compiled_call_and_one_transfer_per_step(monkeypatch):
+    venv = gymnasium.make_vec("rlkit/CartPole-v1", 3, vectorization_mode="vector_entry_point")
+    venv.reset(seed=0)
+    venv.step(np.array([0, 1, 0]))
+    step_fn = venv.unwrapped._step_fn
+    size = step_fn._cache_size()
+    calls = []
+    real_device_get = jax.device_get
+    monkeypatch.setattr(jax, "device_get", lambda x: calls.append(1) or real_device_get(x))
+    for t in range(5):
+        venv.step(np.array([t % 2, 1, 0]))
+    assert len(calls) == 5
+    assert step_fn._cache_size() == size  # no recompilation
+    # Same seed, same trajectory; a reset with a mask only touches the masked sub-envs.
+    obs_before = venv.step(np.array([0, 0, 0]))[0]
+    obs, _ = venv.reset(options={"reset_mask": np.array([False, True, False])})
+    np.testing.assert_array_equal(obs[[0, 2]], obs_before[[0, 2]])
+    assert np.all(np.abs(obs[1]) <= 0.05)
+    with pytest.raises(RLKitError, match="reset_mask"):
+        venv.reset(options={"reset_mask": np.array([True, False])})
+
+
+# ------------------------------------------------------------------------------------------------
+# HostVecEnv
+# ------------------------------------------------------------------------------------------------
+
+
+def _reference_loop(env_id, num_envs, seed, actions):
+    """Single Gymnasium envs stepped by hand: sub-env i seeded seed + i, reset when done."""
+    envs_ = [gymnasium.make(env_id) for _ in range(num_envs)]
+    obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(envs_)])
+    first_obs, steps = obs.copy(), []
+    for a in actions:
+        next_obs, final_obs = [], []
+        rewards, terms, truncs = [], [], []
+        for i, e in enumerate(envs_):
+            o, r, te, tr, _ = e.step(a[i])
+            final_obs.append(o)
+            rewards.append(r)
+            terms.append(te)
+            truncs.append(tr)
+            next_obs.append(e.reset()[0] if te or tr else o)
+        steps.append(
+            {
+                "next_obs": np.stack(next_obs),
+                "final_obs": np.stack(final_obs),
+                "reward": np.array(rewards),
+                "terminated": np.array(terms),
+                "truncated": np.array(truncs),
+            }
+        )
+    return first_obs, steps
+
+
+def _check_host_against_reference(henv, env_id, seed, actions):
+    obs = henv.reset(seed=seed)
+    first_obs, ref = _reference_loop(env_id, henv.num_envs, seed, actions)
+    np.testing.assert_array_equal(obs, first_obs)
+    returns = np.zeros(henv.num_envs)
+    lengths = np.zeros(henv.num_envs, int)
+    boundaries = 0
+    for t, a in enumerate(actions):
+        next_obs, reward, terminated, truncated, final_obs, info = henv.step(a)
+        for name, value in [
+            ("next_obs", next_obs),
+            ("final_obs", final_obs),
+            ("reward", reward),
+            ("terminated", terminated),
+            ("truncated", truncated),
+        ]:
+            np.testing.assert_allclose(value, ref[t][name], rtol=1e-6, err_msg=f"{name} at {t}")
+        assert reward.dtype == np.float32
+        done = terminated | truncated
+        returns += ref[t]["reward"]
+        lengths += 1
+        np.testing.assert_array_equal(info["returned_episode"], done)
+        np.testing.assert_allclose(info["episode_return"], returns, rtol=1e-5)
+        np.testing.assert_array_equal(info["episode_length"], lengths)
+        np.testing.assert_array_equal(next_obs[~done], final_obs[~done])
+        assert not np.any(np.all(next_obs[done] == final_obs[done], axis=-1))
+        boundaries += done.sum()
+        returns[done] = 0
+        lengths[done] = 0
+    return boundaries
+
+
+@pytest.mark.parametrize("autoreset_mode", ["same_step", "next_step"])
+def test_host_vec_env_cartpole_matches_single_envs(autoreset_mode):
+    actions = np.random.default_rng(0).integers(0, 2, (70, 3))
+    with bridge.HostVecEnv("CartPole-v1", 3, autoreset_mode=autoreset_mode) as henv:
+        assert henv.observation_space == gymnasium.make("CartPole-v1").observation_space
+        assert henv.action_space == gymnasium.spaces.Discrete(2)
+        assert henv.autoreset_mode.name == autoreset_mode.upper()
+        assert _check_host_against_reference(henv, "CartPole-v1", 11, actions) >= 3
+
+
+def test_host_vec_env_async_and_rlkit_ids():
+    actions = np.random.default_rng(2).integers(0, 2, (40, 2))
+    with bridge.HostVecEnv("CartPole-v1", 2, vectorization_mode="async") as henv:
+        assert _check_host_against_reference(henv, "CartPole-v1", 4, actions) >= 1
+    with bridge.HostVecEnv("rlkit/CartPole-v1", 2, seed=9) as henv:
+        first = henv.reset()  # the constructor's seed is used by the first reset
+        np.testing.assert_array_equal(first, henv.reset(seed=9))
+        assert _check_host_against_reference(henv, "rlkit/CartPole-v1", 9, actions) >= 1
+
+
+def test_host_vec_env_lunar_lander():
+    pytest.importorskip("Box2D")
+    actions = np.random.default_rng(3).integers(0, 4, (160, 2))
+    with bridge.HostVecEnv("LunarLander-v3", 2) as henv:
+        assert henv.observation_space.shape == (8,) and henv.action_space.n == 4
+        assert _check_host_against_reference(henv, "LunarLander-v3", 0, actions) >= 1
+
+
+def test_host_vec_env_errors():
+    with pytest.raises(RLKitError, match="vectorization_mode"):
+        bridge.HostVecEnv("CartPole-v1", 2, vectorization_mode="vector_entry_point")
+    with pytest.raises(RLKitError, match="autoreset_mode"):
+        bridge.HostVecEnv("CartPole-v1", 2, autoreset_mode="disabled")
+    with pytest.raises(RLKitError, match="num_envs"):
+        bridge.HostVecEnv("CartPole-v1", 0)
+    henv = bridge.HostVecEnv("CartPole-v1", 1)
+    with pytest.raises(RLKitError, match="reset"):
+        henv.step(np.array([0]))
+    henv.close()
+
+
+def test_spaces_from_gymnasium_round_trip():
+    for space in [
+        gymnasium.spaces.Discrete(3, start=1),
+        gymnasium.spaces.Box(-1.0, 2.0, (2, 3), np.float32),
+        gymnasium.make("CartPole-v1").observation_space,
+        gymnasium.spaces.Box(0, 255, (4,), np.uint8),
+    ]:
+        ours = bridge.spaces_from_gymnasium(space)
+        assert isinstance(ours, (core.Discrete, core.Box))
+        assert ours.to_gymnasium() == space
+    with pytest.raises(RLKitError, match="space"):
+        bridge.spaces_from_gymnasium(gymnasium.spaces.MultiDiscrete([2, 3]))
