@@ -20,23 +20,26 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SUITES = {
-    "primitives": ("scripts.bench_primitives", "benchmark_primitives"),
-    "envs": ("scripts.bench_envs", "benchmark_envs"),
-    "dqn": ("scripts.bench_dqn", "benchmark_dqn"),
-    "ppo": ("scripts.bench_ppo", "benchmark_ppo"),
-    "eval": ("scripts.bench_eval", "benchmark_eval"),
+    "primitives": "scripts.bench_primitives",
+    "envs": "scripts.bench_envs",
+    "dqn": "scripts.bench_dqn",
+    "ppo": "scripts.bench_ppo",
+    "eval": "scripts.bench_eval",
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", choices=sorted(SUITES) + ["all"], help="which benchmark to run")
+    p.add_argument("options", nargs=argparse.REMAINDER,
+                   help="passed to the suite (python scripts/benchmark.py dqn --help lists them)")
     args = p.parse_args(argv)
     names = sorted(SUITES) if args.suite == "all" else [args.suite]
     for name in names:
-        module, fn = SUITES[name]
         print(f"== {name} ==", flush=True)
-        getattr(importlib.import_module(module), fn)()
+        module = importlib.import_module(SUITES[name])
+        sys.argv = [f"benchmark.py {name}", *args.options]
+        module.main()
     return 0
 
 
