@@ -172,7 +172,7 @@ def build(args: RunArgs, config: Any) -> BuiltRun:
     if backend == "gymnasium" and not _gymnasium_has(args.env):
         if jax_env:
             raise RLKitError(f"--env: {args.env!r} is not a Gymnasium id; use --backend jax")
-        raise envs.core._unknown(args.env) if not _gymnasium_has(args.env) else None
+        raise envs.core._unknown(args.env)
     overrides = parse_sweep(args.sweep, type(config))
     if backend == "gymnasium" and (args.num_seeds > 1 or len(overrides) > 1):
         raise RLKitError("--num-seeds/--sweep: the host (Gymnasium) backend trains one run at a time")
@@ -506,8 +506,7 @@ def _train_host(built: BuiltRun, out: str, t_start: float) -> dict:
 
     args, agent, config = built.args, built.agent, built.config
     henv = HostVecEnv(args.env, config.num_envs)
-    act_fn = jax.jit(agent.act)
-    update_fn = jax.jit(agent.update)
+    act_fn, update_fn = runner_lib.make_host_fns(agent, config)
     rs = runner_lib.host_init(agent, henv, config, jax.random.PRNGKey(args.seed), args.seed)
     logger = RunLogger(out, 1, resume=bool(args.resume))
     steps_per_update = config.steps_per_update
