@@ -242,3 +242,21 @@ def test_help_lists_every_flag(capsys):
                  "--learning-rate", "--epsilon", "--sweep"):
         assert flag in text, flag
     assert "Random-action probability." in text
+
+
+def test_host_backend_trains_on_gymnasium_env_and_resumes(tmp_path):
+    code, out = _run(tmp_path, "host", "--backend", "gymnasium", "--total-timesteps", "1024")
+    assert code == 0
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    assert cfg["backend"] == "gymnasium"
+    rows = _read_csv(os.path.join(out, "metrics.csv"))
+    assert int(rows[-1]["env_steps"]) == 1024
+    returns = [float(r["episode_return"]) for r in rows if r["episode_return"]]
+    # Returns come from Gymnasium's own CartPole episodes: +1 a step, so at least 8 and at most 500.
+    assert returns and all(8 <= x <= 500 for x in returns)
+    policy, env_id = agents.load_policy(out)
+    assert env_id == "CartPole-v1" and policy.num_seeds == 1
+    assert policy(np.zeros((3, 4), np.float32)).shape == (3,)
+    # The host backend trains one run at a time.
+    assert train_script.main(BASE + ["--out", str(tmp_path / "h2"), "--backend", "gymnasium",
+                                     "--num-seeds", "2"]) == 2
