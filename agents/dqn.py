@@ -291,7 +291,8 @@ class DQN(Agent):
         "MountainCar-v0": {
             # After RL Zoo's MountainCar DQN (lr 4e-3, batch 128, buffer 10k, gamma 0.98, target
             # every 600 env steps, 0.5 gradient steps per env step, epsilon 0.2 -> 0.07), with
-            # 5-step returns and 200k steps instead of 120k.
+            # 3-step returns, 128x128 instead of 256x256, and 200k steps instead of 120k.
+            # DQN is erratic here: 15 seeds averaged about -110, one seed in five far worse.
             "total_timesteps": 200_000,
             "num_envs": 4,
             "rollout_length": 64,
@@ -301,12 +302,12 @@ class DQN(Agent):
             "buffer_size": 10_000,
             "learning_starts": 1000,
             "gamma": 0.98,
-            "n_step": 5,
+            "n_step": 3,
             "tau": 1.0,
             "target_update_interval": 300,
             "exploration_fraction": 0.2,
             "exploration_final_eps": 0.07,
-            "hidden": (64, 64),
+            "hidden": (128, 128),
         },
     }
 
