@@ -71,7 +71,8 @@ class A2C(ActorCriticAgent):
             "total_timesteps": 100_000,
             "num_envs": 8,
             "rollout_length": 5,
-            "learning_rate": 2e-3,
+            "learning_rate": 3e-3,
+            "anneal_lr": True,
         },
         "Acrobot-v1": {
             "total_timesteps": 300_000,
