@@ -71,8 +71,7 @@ class A2C(ActorCriticAgent):
             "total_timesteps": 100_000,
             "num_envs": 8,
             "rollout_length": 5,
-            "learning_rate": 3e-3,
-            "anneal_lr": True,
+            "learning_rate": 2e-3,
         },
         "Acrobot-v1": {
             "total_timesteps": 300_000,

@@ -2,18 +2,16 @@
 
 Settings (PureJaxRL ``ppo.py`` defaults): 4 envs x 128 steps, 500k env steps, 4 epochs x 4
 minibatches, Adam lr 2.5e-4 annealed linearly, gamma 0.99, GAE lambda 0.95, clip 0.2, entropy 0.01,
-value 0.5, grad norm 0.5, separate 64x64 tanh actor and critic. Each library is measured for one
-seed and for 8 seeds vmapped in one program: compile time (``jit(...).lower(...).compile()``), run
-time, and env steps per second (all seeds together). Runs are cut into jitted chunks as
-``scripts/train.py`` does, and the timed runs of the programs are interleaved.
+value 0.5, grad norm 0.5, separate 64x64 tanh actor and critic. Each is measured for one seed and 8 seeds
+vmapped in one program: compile time (``jit(...).lower(...).compile()``), run time, and env steps
+per second (all seeds together). Runs are cut into jitted chunks as ``scripts/train.py`` does.
 
 rejax (``pip install rejax``) runs the same settings where it has them; it differs in two details it
 does not expose: it clips gradients element-wise (``optax.clip``) rather than by global norm, and it
 does not anneal the learning rate. Its periodic evaluation is replaced by a no-op so only training
-is timed. The figures depend on the machine and its load: compare the ratios printed at the end.
+is timed. The figures depend on the machine and on its load, so compare the ratios printed at the end.
 
-    python scripts/bench_ppo.py [--seeds 8] [--timesteps 500000] [--chunks 16] [--repeats 2]
-                                [--skip-rejax]
+    python scripts/bench_ppo.py [--seeds 8] [--timesteps 500000] [--skip-rejax]
 """
 
 from __future__ import annotations
@@ -162,32 +160,22 @@ def _rejax_program(total_timesteps: int, num_seeds: int, num_chunks: int) -> _Pr
     return _Program(init, step, max(1, total_timesteps // chunk_steps), chunk_steps)
 
 
-class _Compiled(NamedTuple):
-    program: _Program
-    state: Any  # the initial training state
-    chunk: Any  # the compiled chunk
-    compile_s: float
-
-
-def _compile(program: _Program, num_seeds: int) -> _Compiled:
-    """Compiles the init and chunk programs; the time covers both (and running init)."""
+def _time_program(program: _Program, num_seeds: int) -> tuple[float, float, float, int, Any]:
+    """``(compile_s, run_s, run_cpu_s, env_steps_per_seed, last_metrics)`` of a chunked run."""
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
     key = keys[0] if num_seeds == 1 else keys
     start = time.perf_counter()
     init = jax.jit(program.init).lower(key).compile()
     state = jax.block_until_ready(init(key))
     chunk = jax.jit(program.chunk).lower(state).compile()
-    return _Compiled(program, state, chunk, time.perf_counter() - start)
-
-
-def _run(compiled: _Compiled) -> tuple[float, float, Any]:
-    """``(run_s, run_cpu_s, last_metrics)`` of the whole chunked run from the initial state."""
-    state, metrics = compiled.state, None
+    compile_s = time.perf_counter() - start
     start, start_cpu = time.perf_counter(), time.process_time()
-    for _ in range(compiled.program.num_chunks):
-        state, metrics = compiled.chunk(state)
+    metrics = None
+    for _ in range(program.num_chunks):
+        state, metrics = chunk(state)
     jax.block_until_ready(state)
-    return time.perf_counter() - start, time.process_time() - start_cpu, metrics
+    run_s, run_cpu_s = time.perf_counter() - start, time.process_time() - start_cpu
+    return compile_s, run_s, run_cpu_s, program.num_chunks * program.steps_per_chunk, metrics
 
 
 def _final_return(metrics: dict) -> float:
@@ -201,21 +189,18 @@ def benchmark_ppo(
     num_seeds: int = 8,
     include_rejax: bool = True,
     num_chunks: int = 16,
-    repeats: int = 2,
 ) -> dict[str, dict[str, float]]:
     """Compile time, run time and env steps/s of rlkit PPO (and rejax PPO) on CartPole-v1.
 
     Each run is cut into ``num_chunks`` jitted chunks of equal length, as ``scripts/train.py``
     runs it (one very long compiled program can stall the 2-core CPU backend; see FACTS.md).
-    Compile time covers the init and chunk programs; run time the chunks, back to back, from
-    the same initial state in every repeat.
+    Compile time covers the init and chunk programs; run time the chunks, back to back.
 
     Args:
       total_timesteps: env steps per seed.
       num_seeds: seeds of the vmapped program.
       include_rejax: also time rejax's PPO if it can be imported.
       num_chunks: jitted chunks per run (1: the whole run as one program).
-      repeats: timed runs of each program (interleaved across programs); the fastest counts.
 
     Returns:
       ``{name: {"compile_s", "run_s", "run_cpu_s", "steps_per_s", "env_steps", "final_return"}}``
@@ -234,36 +219,26 @@ def benchmark_ppo(
             libraries.append(("rejax", _rejax_program))
         except ImportError as e:
             print(f"rejax not importable ({e}); skipping the comparison (pip install rejax)")
-    compiled = {}
     for lib, make_program in libraries:
         for seeds in (1, num_seeds):
-            compiled[lib, seeds] = _compile(make_program(total_timesteps, seeds, num_chunks), seeds)
-    # Interleave the runs (rlkit, rejax, rlkit, ...) and keep each one's fastest repeat, so a
-    # change in the machine's load during the benchmark hits both libraries alike.
-    timings: dict[tuple[str, int], list] = {k: [] for k in compiled}
-    for _ in range(repeats):
-        for seeds in (1, num_seeds):
-            for lib, _make in libraries:
-                timings[lib, seeds].append(_run(compiled[lib, seeds]))
-    for (lib, seeds), c in compiled.items():
-        run_s, run_cpu_s, metrics = min(timings[lib, seeds], key=lambda t: t[0])
-        steps = c.program.num_chunks * c.program.steps_per_chunk
-        row = {
-            "compile_s": c.compile_s,
-            "run_s": run_s,
-            "run_cpu_s": run_cpu_s,
-            "env_steps": float(steps),
-            "steps_per_s": seeds * steps / run_s,
-            "final_return": _final_return(metrics) if lib == "rlkit" else float("nan"),
-        }
-        results[f"{lib}_{seeds}"] = row
-        print(
-            f"{lib:6s} seeds={seeds:<3d} compile {c.compile_s:6.2f} s  run {run_s:6.2f} s "
-            f"(cpu {run_cpu_s:6.2f} s)  {row['steps_per_s']:>10,.0f} steps/s  "
-            f"({steps:,} steps per seed, {c.program.num_chunks} chunks)  "
-            f"final return {row['final_return']:.1f}",
-            flush=True,
-        )
+            program = make_program(total_timesteps, seeds, num_chunks)
+            compile_s, run_s, run_cpu_s, steps, metrics = _time_program(program, seeds)
+            row = {
+                "compile_s": compile_s,
+                "run_s": run_s,
+                "run_cpu_s": run_cpu_s,
+                "env_steps": float(steps),
+                "steps_per_s": seeds * steps / run_s,
+                "final_return": _final_return(metrics) if lib == "rlkit" else float("nan"),
+            }
+            results[f"{lib}_{seeds}"] = row
+            print(
+                f"{lib:6s} seeds={seeds:<3d} compile {compile_s:6.2f} s  run {run_s:6.2f} s "
+                f"(cpu {run_cpu_s:6.2f} s)  "
+                f"{row['steps_per_s']:>10,.0f} steps/s  ({steps:,} steps per seed, "
+                f"{program.num_chunks} chunks)  final return {row['final_return']:.1f}",
+                flush=True,
+            )
     for lib in ("rlkit", "rejax"):
         if f"{lib}_1" in results:
             a, b = results[f"{lib}_{num_seeds}"], results[f"{lib}_1"]
@@ -288,9 +263,8 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=500_000, help="env steps per seed")
     parser.add_argument("--skip-rejax", action="store_true", help="do not time rejax")
     parser.add_argument("--chunks", type=int, default=16, help="jitted chunks per run")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each program")
     args = parser.parse_args()
-    benchmark_ppo(args.timesteps, args.seeds, not args.skip_rejax, args.chunks, args.repeats)
+    benchmark_ppo(args.timesteps, args.seeds, not args.skip_rejax, args.chunks)
 
 
 if __name__ == "__main__":

@@ -152,9 +152,9 @@ def test_registered_defaults_and_shared_machinery():
 
 
 def test_a2c_learns_cartpole():
-    """A2C at least doubles CartPole's mean return (random play: ~22) within 40k steps.
+    """A2C lifts CartPole's mean return from ~20-40 (random) to at least twice that in 40k steps.
 
-    (Over 8 seeds: first tenth of training 33 to 55, last tenth 75 to 418.)
+    (Over 8 seeds the last tenth averaged 64 to 204, the first tenth 28 to 42.)
     """
     config = A2C.default_config("CartPole-v1", total_timesteps=40_000)
     train = jax.jit(make_train(_agent("CartPole-v1"), "CartPole-v1", config))
@@ -164,5 +164,5 @@ def test_a2c_learns_cartpole():
     tenth = len(ret) // 10
     first = ret[:tenth].sum() / max(cnt[:tenth].sum(), 1)
     last = ret[-tenth:].sum() / max(cnt[-tenth:].sum(), 1)
-    assert first < 60
+    assert first < 45
     assert last >= max(60.0, 2 * first), (first, last)
