@@ -419,22 +419,26 @@ def _train_compiled(built: BuiltRun, out: str, t_start: float) -> dict:
     cfg_axis = None if stacked is None else 0
     cfg_arg = config if stacked is None else stacked
 
+    # vmap over the runs; with several local devices (one per CPU core, see
+    # runner.cpu_devices_flag) each device takes an equal share of them.
     def init_all(cfg, keys):
-        return jax.vmap(
+        return runner_lib.vmap_runs(
             lambda c, k: runner_lib.init_runner(agent, venv, env_params, c, k),
-            in_axes=(cfg_axis, 0),
+            R, in_axes=(cfg_axis, 0),
         )(cfg, keys)
 
     def chunk_fn(n):
         chunk = runner_lib.make_train_chunk(agent, venv, env_params, n)
-        return jax.jit(jax.vmap(chunk, in_axes=(cfg_axis, 0)), donate_argnums=1)
+        return jax.jit(runner_lib.vmap_runs(chunk, R, in_axes=(cfg_axis, 0)), donate_argnums=1)
 
     keys = jax.random.split(jax.random.PRNGKey(args.seed), R)
     rs = jax.jit(init_all)(cfg_arg, keys)
     done_updates = 0
     logger = RunLogger(out, R, resume=bool(args.resume))
     if args.resume:
-        rs, meta = load_checkpoint(out, rs)
+        loaded, meta = load_checkpoint(out, rs)
+        # Place the restored arrays as the fresh state is placed (split over devices or not).
+        rs = jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), loaded, rs)
         done_updates = int(meta["update_step"])
         logger.truncate_after(done_updates * steps_per_update)
         _say(args, f"resumed {out} at {done_updates * steps_per_update} env steps")

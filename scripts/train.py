@@ -23,6 +23,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def _setup_jax() -> None:
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    from agents.runner import cpu_devices_flag
+
+    # One CPU device per core, so that --num-seeds/--sweep runs are split over the cores.
+    os.environ["XLA_FLAGS"] = cpu_devices_flag()
     import jax
 
     cache = os.environ.get("RLKIT_JAX_CACHE", os.path.expanduser("~/.cache/rlkit/jax"))
