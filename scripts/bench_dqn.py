@@ -28,6 +28,15 @@ import os
 # Must be set before jax initialises its backend (see FACTS.md: stalls of long programs on 2 cores).
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 
+import sys  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from agents.runner import cpu_devices_flag, run_devices, vmap_runs  # noqa: E402  (jax not initialised yet)
+
+# One CPU device per core, as scripts/train.py sets up: rlkit's seeds are split over them when
+# their number is a multiple of the device count.
+os.environ["XLA_FLAGS"] = cpu_devices_flag()
+
 import argparse
 import time
 from typing import Any
@@ -130,14 +139,15 @@ def _bench_rlkit(num_seeds: int, eval_every: int, max_timesteps: int | None, epi
     iters = max(1, eval_every // config.steps_per_update)
     chunk = make_train_chunk(agent, venv, env_params, iters)
 
-    init = jax.jit(jax.vmap(lambda k: init_runner(agent, venv, env_params, config, k)))
-    run_chunk = jax.jit(jax.vmap(lambda rs: chunk(config, rs)))
+    init = jax.jit(vmap_runs(lambda k: init_runner(agent, venv, env_params, config, k), num_seeds))
+    run_chunk = jax.jit(vmap_runs(lambda rs: chunk(config, rs), num_seeds))
     evaluate = jax.jit(
-        jax.vmap(
+        vmap_runs(
             lambda rs, k: _greedy_returns(
                 agent, config, eval_venv, env_params, agent.policy_params(rs.agent_state), k,
                 episodes,
-            )
+            ),
+            num_seeds,
         )
     )
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
@@ -169,6 +179,49 @@ def _bench_rlkit(num_seeds: int, eval_every: int, max_timesteps: int | None, epi
                wall_to_solve, compile_s)
     row["per_seed_s"] = train_s / num_seeds
     return row
+
+
+def seed_scaling(num_seeds: int = 8, num_chunks: int = 5) -> dict[str, float]:
+    """What ``--num-seeds num_seeds`` costs against one seed: the CartPole preset's whole run.
+
+    Both runs train ``DQN.PRESETS["CartPole-v1"]`` for its full budget in ``num_chunks`` jitted
+    chunks, exactly as ``scripts/train.py`` does (seeds split over the local devices by
+    ``agents.runner.vmap_runs``), without evaluations. Compile and run times are reported apart.
+
+    Returns:
+      ``{"compile_1", "run_1", "compile_n", "run_n", "ratio_run", "ratio_total"}`` in seconds.
+    """
+    from agents.dqn import DQN
+    from agents.runner import init_runner, make_train_chunk
+    from envs.wrappers import make_vec
+
+    config = DQN.default_config("CartPole-v1")
+    venv, env_params = make_vec("CartPole-v1", config.num_envs)
+    agent = DQN(venv.observation_space(env_params), venv.action_space(env_params))
+    iters = max(1, config.num_updates // num_chunks)
+    chunk = make_train_chunk(agent, venv, env_params, iters)
+    out: dict[str, float] = {}
+    for tag, seeds in (("1", 1), ("n", num_seeds)):
+        keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+        start = time.perf_counter()
+        init = jax.jit(vmap_runs(lambda k: init_runner(agent, venv, env_params, config, k), seeds))
+        rs = jax.block_until_ready(init(keys))
+        run_chunk = jax.jit(vmap_runs(lambda r: chunk(config, r), seeds)).lower(rs).compile()
+        out[f"compile_{tag}"] = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(config.num_updates // iters):
+            rs, _ = run_chunk(rs)
+        jax.block_until_ready(rs)
+        out[f"run_{tag}"] = time.perf_counter() - start
+    out["ratio_run"] = out["run_n"] / out["run_1"]
+    out["ratio_total"] = (out["compile_n"] + out["run_n"]) / (out["compile_1"] + out["run_1"])
+    devices = len(run_devices(num_seeds))
+    print(f"rlkit DQN, CartPole preset ({config.num_updates // iters * iters * config.steps_per_update:,}"
+          f" steps per seed): 1 seed compile {out['compile_1']:.2f} s run {out['run_1']:.2f} s; "
+          f"{num_seeds} seeds over {devices} device(s) compile {out['compile_n']:.2f} s "
+          f"run {out['run_n']:.2f} s; {num_seeds} seeds / 1 seed: run {out['ratio_run']:.2f}x, "
+          f"compile+run {out['ratio_total']:.2f}x", flush=True)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,7 +404,11 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=5120, help="env steps between evaluations")
     p.add_argument("--max-timesteps", type=int, default=None, help="rlkit step budget per seed")
     p.add_argument("--skip-peers", action="store_true", help="only benchmark rlkit")
+    p.add_argument("--scaling-seeds", type=int, default=8,
+                   help="also time the preset's full run with this many seeds against one (0: skip)")
     a = p.parse_args()
+    if a.scaling_seeds:
+        seed_scaling(a.scaling_seeds)
     benchmark_dqn(a.seeds, a.eval_every, a.max_timesteps, include_peers=not a.skip_peers)
 
 

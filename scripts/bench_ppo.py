@@ -3,7 +3,8 @@
 Settings (PureJaxRL ``ppo.py`` defaults): 4 envs x 128 steps, 500k env steps, 4 epochs x 4
 minibatches, Adam lr 2.5e-4 annealed linearly, gamma 0.99, GAE lambda 0.95, clip 0.2, entropy 0.01,
 value 0.5, grad norm 0.5, separate 64x64 tanh actor and critic. Each is measured for one seed and 8 seeds
-vmapped in one program: compile time (``jit(...).lower(...).compile()``), run time, and env steps
+vmapped in one program (rlkit's seeds split over one CPU device per core, as ``scripts/train.py``
+runs them, and also on a single device): compile time (``jit(...).lower(...).compile()``), run time, and env steps
 per second (all seeds together). Runs are cut into jitted chunks as ``scripts/train.py`` does.
 
 rejax (``pip install rejax``) runs the same settings where it has them; it differs in two details it
@@ -24,6 +25,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # A long compiled program can stall on a 2-core CPU backend (see FACTS.md); single-threaded Eigen
 # avoids most of it. Must be set before jax initialises its backend.
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+from agents.runner import cpu_devices_flag, vmap_runs  # noqa: E402  (jax not initialised yet)
+
+# One CPU device per core, as scripts/train.py sets up: rlkit's vmapped seeds are split over them.
+os.environ["XLA_FLAGS"] = cpu_devices_flag()
 
 import argparse
 import time
@@ -76,13 +81,22 @@ def _chunk_updates(num_updates: int, num_chunks: int) -> int:
     return target
 
 
-def _seeded(init: Callable, chunk: Callable, num_seeds: int) -> tuple[Callable, Callable]:
+def _seeded(
+    init: Callable, chunk: Callable, num_seeds: int, spread: bool = False
+) -> tuple[Callable, Callable]:
+    """Per-seed ``init``/``chunk`` mapped over ``num_seeds``: ``jax.vmap`` on one device, or with
+    ``spread`` ``agents.runner.vmap_runs`` (the seeds split over the local devices, as
+    ``scripts/train.py --num-seeds`` runs them)."""
     if num_seeds == 1:
         return init, chunk
+    if spread:
+        return vmap_runs(init, num_seeds), vmap_runs(chunk, num_seeds)
     return jax.vmap(init), jax.vmap(chunk)
 
 
-def _rlkit_program(total_timesteps: int, num_seeds: int, num_chunks: int) -> _Program:
+def _rlkit_program(
+    total_timesteps: int, num_seeds: int, num_chunks: int, spread: bool = True
+) -> _Program:
     from agents.ppo import PPO
     from agents.runner import init_runner, make_train_chunk
     from envs.wrappers import make_vec
@@ -96,6 +110,7 @@ def _rlkit_program(total_timesteps: int, num_seeds: int, num_chunks: int) -> _Pr
         lambda key: init_runner(agent, venv, env_params, config, key),
         lambda rs: chunk(config, rs),
         num_seeds,
+        spread,
     )
     return _Program(init, step, config.num_updates // per, per * config.steps_per_update)
 
@@ -219,32 +234,43 @@ def benchmark_ppo(
             libraries.append(("rejax", _rejax_program))
         except ImportError as e:
             print(f"rejax not importable ({e}); skipping the comparison (pip install rejax)")
+    runs: list[tuple[str, Callable, int]] = []
     for lib, make_program in libraries:
-        for seeds in (1, num_seeds):
-            program = make_program(total_timesteps, seeds, num_chunks)
-            compile_s, run_s, run_cpu_s, steps, metrics = _time_program(program, seeds)
-            row = {
-                "compile_s": compile_s,
-                "run_s": run_s,
-                "run_cpu_s": run_cpu_s,
-                "env_steps": float(steps),
-                "steps_per_s": seeds * steps / run_s,
-                "final_return": _final_return(metrics) if lib == "rlkit" else float("nan"),
-            }
-            results[f"{lib}_{seeds}"] = row
+        runs += [(f"{lib}_1", make_program, 1), (f"{lib}_{num_seeds}", make_program, num_seeds)]
+    if len(jax.local_devices()) > 1:
+        # rlkit's seeds on a single device too (plain jax.vmap), for the record.
+        runs.insert(2, (f"rlkit_{num_seeds}_onedevice",
+                        lambda t, s, c: _rlkit_program(t, s, c, spread=False), num_seeds))
+    for name, make_program, seeds in runs:
+        lib = name.split("_")[0]
+        program = make_program(total_timesteps, seeds, num_chunks)
+        compile_s, run_s, run_cpu_s, steps, metrics = _time_program(program, seeds)
+        row = {
+            "compile_s": compile_s,
+            "run_s": run_s,
+            "run_cpu_s": run_cpu_s,
+            "env_steps": float(steps),
+            "steps_per_s": seeds * steps / run_s,
+            "final_return": _final_return(metrics) if lib == "rlkit" else float("nan"),
+        }
+        results[name] = row
+        print(
+            f"{name:18s} compile {compile_s:6.2f} s  run {run_s:6.2f} s "
+            f"(cpu {run_cpu_s:6.2f} s)  "
+            f"{row['steps_per_s']:>10,.0f} steps/s  ({steps:,} steps per seed, "
+            f"{program.num_chunks} chunks)  final return {row['final_return']:.1f}",
+            flush=True,
+        )
+    for name in (f"rlkit_{num_seeds}", f"rlkit_{num_seeds}_onedevice", f"rejax_{num_seeds}"):
+        lib = name.split("_")[0]
+        if name in results:
+            a, b = results[name], results[f"{lib}_1"]
+            how = ("on one device" if name.endswith("onedevice") or lib == "rejax"
+                   else f"over {len(jax.local_devices())} device(s)")
             print(
-                f"{lib:6s} seeds={seeds:<3d} compile {compile_s:6.2f} s  run {run_s:6.2f} s "
-                f"(cpu {run_cpu_s:6.2f} s)  "
-                f"{row['steps_per_s']:>10,.0f} steps/s  ({steps:,} steps per seed, "
-                f"{program.num_chunks} chunks)  final return {row['final_return']:.1f}",
-                flush=True,
-            )
-    for lib in ("rlkit", "rejax"):
-        if f"{lib}_1" in results:
-            a, b = results[f"{lib}_{num_seeds}"], results[f"{lib}_1"]
-            print(
-                f"{lib} {num_seeds} vmapped seeds / 1 seed: run {a['run_s'] / b['run_s']:.2f}x, "
-                f"run cpu {a['run_cpu_s'] / b['run_cpu_s']:.2f}x"
+                f"{lib} {num_seeds} vmapped seeds {how} / 1 seed: "
+                f"compile+run {(a['compile_s'] + a['run_s']) / (b['compile_s'] + b['run_s']):.2f}x, "
+                f"run {a['run_s'] / b['run_s']:.2f}x, run cpu {a['run_cpu_s'] / b['run_cpu_s']:.2f}x"
             )
     if "rejax_1" in results:
         for seeds in (1, num_seeds):

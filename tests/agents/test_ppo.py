@@ -346,9 +346,8 @@ def test_learning_rate_anneals_linearly():
     )
 
 
-# Excluded from the default run: in a clean CI venv this nested config x seed vmap hung at 0% CPU in
-# 2 of 3 full-suite runs (the 2-core XLA CPU stall of shared/FACTS.md); it passes when run alone.
-@pytest.mark.slow
+# This nested vmap once hung at 0% CPU on 2 cores: JAX's orthogonal init became a batched LAPACK QR
+# whose batch split deadlocked XLA's CPU thread pool. agents.networks.orthogonal avoids LAPACK.
 def test_whole_loop_under_jit_vmaps_over_seeds_and_stacked_configs():
     """One compiled program: a grid of 2 learning rates (stacked config) x 2 seeds (keys)."""
     config = PPOConfig(
