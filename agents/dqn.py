@@ -309,6 +309,27 @@ class DQN(Agent):
             "exploration_final_eps": 0.07,
             "hidden": (128, 128),
         },
+        "LunarLander-v3": {
+            # After RL Zoo's LunarLander DQN (lr 6.3e-4, batch 128, 256x256, gamma 0.99, one
+            # gradient step per env step, hard target copy every 250 steps), with 3-step Double-Q
+            # returns, a 100k buffer, epsilon 1 -> 0.05 over 20k steps and 200k steps instead of
+            # 100k. Host runner (Gymnasium envs), TODO results.
+            "total_timesteps": 200_000,
+            "num_envs": 4,
+            "rollout_length": 16,  # 64 env steps per update ...
+            "gradient_steps": 64,  # ... and 64 gradient steps on batches of 128
+            "learning_rate": 6.3e-4,
+            "batch_size": 128,
+            "buffer_size": 100_000,
+            "learning_starts": 1000,
+            "gamma": 0.99,
+            "n_step": 3,
+            "tau": 1.0,
+            "target_update_interval": 250,
+            "exploration_fraction": 0.1,
+            "exploration_final_eps": 0.05,
+            "hidden": (256, 256),
+        },
     }
 
     _LOSSES = ("huber", "l2")

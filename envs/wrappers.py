@@ -19,6 +19,7 @@ next_obs=info["final_obs"])`` and the agent acts next on the returned ``obs``.
 
 from __future__ import annotations
 
+import copy
 import functools
 from typing import Any
 
@@ -199,6 +200,11 @@ def step_reads_key(
 class Wrapper(Environment):
     """Base wrapper: forwards params, spaces and names to the wrapped env ``self.env``."""
 
+    #: True when, for an ``AutoResetWrapper`` inside this wrapper, "step, then reset the ended
+    #: episode" gives the same state as this wrapper's own ``reset`` with that reset's key. Then a
+    #: ``VecEnv`` may do the resets for only the sub-envs that ended (see ``VecEnv``).
+    commutes_with_autoreset: bool = False
+
     def __init__(self, env: Environment):
         if not isinstance(env, Environment):
             raise RLKitError(f"{type(self).__name__}: env must be an envs.Environment, got {env!r}")
@@ -300,6 +306,16 @@ class AutoResetWrapper(Wrapper):
         return obs, state, reward, terminated, truncated, info
 
 
+class _FinalObsOnly(Wrapper):
+    """``AutoResetWrapper``'s step without the reset: adds ``info["final_obs"] = obs``. A sparse
+    ``VecEnv`` steps this and then resets just the sub-envs that ended."""
+
+    def step(self, key, state, action, params=None):
+        params = self.default_params if params is None else params
+        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
+        return obs, state, reward, terminated, truncated, {**info, "final_obs": obs}
+
+
 @struct.dataclass
 class EpisodeStatisticsState:
     """``env_state`` plus the running return and length of the current episode."""
@@ -322,6 +338,9 @@ class EpisodeStatistics(Wrapper):
     Read them as ``episode_return[returned_episode]``. The running totals restart at zero after
     an ending step, whether or not an inner wrapper has already reset the env.
     """
+
+    # After an ending step the totals are zero, as after ``reset``.
+    commutes_with_autoreset = True
 
     def reset(self, key: chex.PRNGKey, params: EnvParams | None = None):
         obs, env_state = self.env.reset(key, self.default_params if params is None else params)
@@ -364,15 +383,61 @@ class VecEnv(Wrapper):
     Every output gains a leading axis of size ``num_envs``; ``actions`` must have it too.
     ``observation_space``/``action_space`` are those of a single env.
 
+    Sparse resets. Vmapped, an ``AutoResetWrapper`` computes a reset for every sub-env on every
+    step and keeps the few it needs (under ``vmap`` a branch is a select), so on a CPU with many
+    envs the reset's random-number hashing costs as much as the physics. When the wrapped env is an
+    ``AutoResetWrapper``, possibly inside wrappers that ``commutes_with_autoreset`` (``make_vec``'s
+    stack is), the ``VecEnv`` can instead step every sub-env without resetting and then reset only
+    those whose episode ended, ``reset_budget`` at a time (a ``lax.while_loop`` runs more rounds on
+    the rare steps where more ended). Each reset uses the very key the per-env autoreset would
+    have used, so the outputs are the same, value for value, as with dense resets; only the cost
+    differs. ``sparse_resets=None`` (the default) turns this on from 512 envs, where it is faster
+    on CPU.
+
     To vary params per env (domain randomisation), ``jax.vmap`` the single env yourself with
     ``in_axes=(0, 0, 0, 0)``.
     """
 
-    def __init__(self, env: Environment, num_envs: int):
+    #: ``num_envs`` from which ``sparse_resets=None`` resets sparsely.
+    SPARSE_FROM = 512
+
+    def __init__(
+        self,
+        env: Environment,
+        num_envs: int,
+        sparse_resets: bool | None = None,
+        reset_budget: int | None = None,
+    ):
+        """Vectorises ``env``.
+
+        Args:
+          env: the per-env environment (usually ``EpisodeStatistics(AutoResetWrapper(env))``).
+          num_envs: number of copies.
+          sparse_resets: reset only the sub-envs that ended (True), always compute every reset
+            (False), or decide by ``num_envs`` (None). Ignored when ``env`` has no
+            ``AutoResetWrapper`` that allows it.
+          reset_budget: sub-envs reset per round when sparse (default ``max(32, num_envs // 16)``).
+        """
         super().__init__(env)
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise RLKitError(f"VecEnv: num_envs must be a positive int, got {num_envs!r}")
+        if sparse_resets is not None and not isinstance(sparse_resets, bool):
+            raise RLKitError(f"VecEnv: sparse_resets must be True, False or None, got {sparse_resets!r}")
+        if reset_budget is not None and (
+            isinstance(reset_budget, bool) or not isinstance(reset_budget, int) or reset_budget < 1
+        ):
+            raise RLKitError(f"VecEnv: reset_budget must be a positive int, got {reset_budget!r}")
         self.num_envs = num_envs
+        self.reset_budget = min(num_envs, reset_budget or max(32, num_envs // 16))
+        stack = _no_reset_stack(env)
+        if sparse_resets is None:
+            sparse_resets = num_envs >= self.SPARSE_FROM
+        self._sparse = stack if (sparse_resets and stack is not None and num_envs > 1) else None
+
+    @property
+    def sparse_resets(self) -> bool:
+        """Whether this env resets only the sub-envs that ended."""
+        return self._sparse is not None
 
     def reset(self, key: chex.PRNGKey, params: EnvParams | None = None):
         """Resets all sub-envs. Returns ``(obs [N, ...], state)``."""
@@ -393,8 +458,44 @@ class VecEnv(Wrapper):
                 f"VecEnv.step: actions must have leading axis num_envs={self.num_envs}, "
                 f"got shape(s) {shapes}"
             )
+        if self._sparse is not None:
+            return self._sparse_step(key, state, actions, params)
         keys = self._keys(key)
         return jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, state, actions, params)
+
+    def _sparse_step(self, key, state, actions, params):
+        no_reset, autoreset = self._sparse
+        n, budget = self.num_envs, self.reset_budget
+        uses_key = autoreset.step_uses_key
+        if uses_key is None:
+            first = functools.partial(jax.tree.map, lambda x: x[0])
+            uses_key = step_reads_key(no_reset, key, first(state), first(actions), params)
+        env_keys = self._keys(key)  # XLA drops these hashes when nothing reads them
+        # The per-env autoreset splits its key in two when its step reads a key (see there).
+        step_keys = jax.vmap(lambda k: fused_split(k)[0])(env_keys) if uses_key else env_keys
+        obs, state, reward, terminated, truncated, info = jax.vmap(
+            no_reset.step, in_axes=(0, 0, 0, None)
+        )(step_keys, state, actions, params)
+
+        ended = jnp.cumsum(jnp.logical_or(terminated, truncated).astype(jnp.int32))  # [N]
+        total = ended[-1]
+
+        def more(carry):
+            return carry[0] * budget < total
+
+        def reset_round(carry):
+            j, obs, state = carry
+            # Sub-envs number j*budget+1 ... (j+1)*budget among those that ended; n where none.
+            idx = jnp.searchsorted(ended, j * budget + jnp.arange(1, budget + 1), side="left")
+            keys = _split_at(key, n, jnp.minimum(idx, n - 1))
+            if uses_key:
+                keys = jax.vmap(lambda k: fused_split(k)[1])(keys)
+            new_obs, new_state = jax.vmap(self.env.reset, in_axes=(0, None))(keys, params)
+            put = functools.partial(jax.tree.map, lambda a, b: a.at[idx].set(b, mode="drop"))
+            return j + 1, put(obs, new_obs), put(state, new_state)
+
+        _, obs, state = jax.lax.while_loop(more, reset_round, (jnp.int32(0), obs, state))
+        return obs, state, reward, terminated, truncated, info
 
     def _keys(self, key: chex.PRNGKey) -> chex.PRNGKey:
         """One key per sub-env (``jax.random.split``'s keys, computed by ``fused_split``)."""
@@ -406,8 +507,45 @@ class VecEnv(Wrapper):
         return f"VecEnv({self.env!r}, num_envs={self.num_envs})"
 
 
+def _split_at(key: chex.PRNGKey, num: int, index: chex.Array) -> chex.PRNGKey:
+    """``jax.random.split(key, num)[index]`` for an int array ``index``, hashing only those keys."""
+    words = _threefry_words(key)
+    if words is None:
+        return jax.random.split(key, num)[index]
+    b0, b1 = _threefry2x32(words[0], words[1], jnp.zeros_like(index, jnp.uint32),
+                           index.astype(jnp.uint32))
+    data = jnp.stack([b0, b1], axis=-1)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(key))
+    return data
+
+
+def _no_reset_stack(env: Environment) -> tuple[Environment, AutoResetWrapper] | None:
+    """``(env with its AutoResetWrapper replaced by _FinalObsOnly, that AutoResetWrapper)``, when
+    ``env`` is an ``AutoResetWrapper`` inside wrappers that all ``commutes_with_autoreset``."""
+    layers = []
+    inner = env
+    while isinstance(inner, Wrapper) and type(inner) is not AutoResetWrapper:
+        if not inner.commutes_with_autoreset:
+            return None
+        layers.append(inner)
+        inner = inner.env
+    if type(inner) is not AutoResetWrapper:
+        return None
+    stack: Environment = _FinalObsOnly(inner.env)
+    for layer in reversed(layers):
+        outer = copy.copy(layer)
+        outer.env = stack
+        stack = outer
+    return stack, inner
+
+
 def make_vec(
-    env_id_or_env: str | Environment, num_envs: int, **param_overrides
+    env_id_or_env: str | Environment,
+    num_envs: int,
+    *,
+    sparse_resets: bool | None = None,
+    **param_overrides,
 ) -> tuple[VecEnv, EnvParams]:
     """The vectorised env every agent uses: ``VecEnv(EpisodeStatistics(AutoResetWrapper(env)))``.
 
@@ -418,6 +556,8 @@ def make_vec(
     Args:
       env_id_or_env: a registered id (``"CartPole-v1"``) or an ``Environment`` instance.
       num_envs: number of parallel copies.
+      sparse_resets: see ``VecEnv`` (None: from ``VecEnv.SPARSE_FROM`` envs on); the outputs
+        are the same either way.
       **param_overrides: params fields to change, e.g. ``max_episode_steps=200``.
 
     Returns:
@@ -442,5 +582,5 @@ def make_vec(
             "make_vec: env_id_or_env must be an env id or an envs.Environment, "
             f"got {env_id_or_env!r}"
         )
-    venv = VecEnv(EpisodeStatistics(AutoResetWrapper(env)), num_envs)
+    venv = VecEnv(EpisodeStatistics(AutoResetWrapper(env)), num_envs, sparse_resets=sparse_resets)
     return venv, params

@@ -17,6 +17,7 @@ from envs.wrappers import (
     AutoResetWrapper,
     EpisodeStatistics,
     VecEnv,
+    Wrapper,
     fused_split,
     fused_uniform,
     make_vec,
@@ -507,3 +508,77 @@ def test_wrappers_forward_names_spaces_and_params():
     assert "VecEnv(EpisodeStatistics(AutoResetWrapper(" in repr(venv)
     obs, _ = venv.reset(KEY)  # params default to the env's
     assert obs.shape == (2, 4)
+
+
+# ------------------------------------------------------------------------------------------------
+# Sparse resets: the same outputs as dense ones
+# ------------------------------------------------------------------------------------------------
+
+
+def _vec_rollout(venv, params, key, num_steps):
+    """Every output and the state after each step of a scanned random-action rollout."""
+    space = venv.action_space(params)
+
+    def body(carry, key_t):
+        obs, state = carry
+        key_act, key_step = jax.random.split(key_t)
+        actions = jax.vmap(space.sample)(jax.random.split(key_act, venv.num_envs))
+        obs, state, r, te, tr, info = venv.step(key_step, state, actions, params)
+        return (obs, state), (obs, state, r, te, tr, info)
+
+    obs, state = venv.reset(key, params)
+    return jax.jit(lambda: jax.lax.scan(body, (obs, state), jax.random.split(key, num_steps)))()[1]
+
+
+@pytest.mark.parametrize(
+    "env_id, num_envs, budget, overrides",
+    [
+        ("CartPole-v1", 600, 4, {"max_episode_steps": 30}),  # many rounds on some steps
+        ("CartPole-v1", 600, None, {}),
+        ("Pendulum-v1", 40, 7, {"max_episode_steps": 12}),  # all 40 truncate at once: 6 rounds
+        ("Acrobot-v1", 16, 3, {"max_episode_steps": 9}),
+    ],
+)
+def test_sparse_resets_equal_dense_resets(env_id, num_envs, budget, overrides):
+    venv, params = make_vec(env_id, num_envs, **overrides)
+    sparse = VecEnv(venv.env, num_envs, sparse_resets=True, reset_budget=budget)
+    dense = VecEnv(venv.env, num_envs, sparse_resets=False)
+    assert sparse.sparse_resets and not dense.sparse_resets
+    a = _vec_rollout(sparse, params, KEY, 70)
+    b = _vec_rollout(dense, params, KEY, 70)
+    done = np.asarray(a[3] | a[4])
+    assert done.sum() > num_envs  # episodes did end, several per sub-env
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_sparse_resets_with_a_step_that_reads_its_key():
+    # NoisyCounter's step reads its key, so the autoreset splits each sub-env's key in two.
+    inner = EpisodeStatistics(AutoResetWrapper(NoisyCounter()))
+    params = CounterParams()
+    sparse = VecEnv(inner, 8, sparse_resets=True, reset_budget=1)
+    dense = VecEnv(inner, 8, sparse_resets=False)
+    a = _vec_rollout(sparse, params, KEY, 40)
+    b = _vec_rollout(dense, params, KEY, 40)
+    assert np.asarray(a[3] | a[4]).any(axis=1).sum() > 5
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_sparse_resets_default_and_when_they_cannot_apply():
+    assert make_vec("CartPole-v1", VecEnv.SPARSE_FROM)[0].sparse_resets
+    assert not make_vec("CartPole-v1", VecEnv.SPARSE_FROM - 1)[0].sparse_resets
+    assert not make_vec("CartPole-v1", 4096, sparse_resets=False)[0].sparse_resets
+    env, _ = envs.make("CartPole-v1")
+    # No autoreset inside, or a wrapper that does not declare it commutes with one: dense.
+    assert not VecEnv(EpisodeStatistics(env), 4096, sparse_resets=True).sparse_resets
+    class Plain(Wrapper):  # a wrapper knows nothing of autoresets unless it says so
+        pass
+
+    assert Plain.commutes_with_autoreset is False
+    assert not VecEnv(Plain(AutoResetWrapper(env)), 4096, sparse_resets=True).sparse_resets
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(RLKitError, match="reset_budget"):
+            VecEnv(AutoResetWrapper(env), 8, reset_budget=bad)
+    with pytest.raises(RLKitError, match="sparse_resets"):
+        VecEnv(AutoResetWrapper(env), 8, sparse_resets="yes")
