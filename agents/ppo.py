@@ -45,6 +45,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 
 import chex
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -235,7 +236,7 @@ class ActorCriticAgent(Agent):
                 f"{self.action_space!r}"
             )
 
-    # -- optimiser -----------------------------------------------------------------------------------
+    # -- optimiser ---------------------------------------------------------------------------------
 
     def learning_rate(self, config: ActorCriticConfig, count: chex.Array) -> chex.Array:
         """Step size after ``count`` optimiser steps: ``learning_rate``, annealed linearly to 0.
@@ -264,7 +265,7 @@ class ActorCriticAgent(Agent):
             optax.scale_by_schedule(lambda count: -self.learning_rate(config, count)),
         )
 
-    # -- normalisation -------------------------------------------------------------------------------
+    # -- normalisation -----------------------------------------------------------------------------
 
     def normalize_obs(
         self, config: ActorCriticConfig, obs_norm: Any, obs: chex.Array
@@ -292,7 +293,7 @@ class ActorCriticAgent(Agent):
         reward_norm, scaled = jax.lax.scan(step, reward_norm, (reward, done))
         return scaled, reward_norm
 
-    # -- the policy head -----------------------------------------------------------------------------
+    # -- the policy head ---------------------------------------------------------------------------
 
     def _bounds(self) -> tuple[chex.Array, chex.Array]:
         return (
@@ -336,7 +337,7 @@ class ActorCriticAgent(Agent):
         log_prob, _ = self.log_prob_entropy(head, index)
         return index + self.action_space.start, index, log_prob
 
-    # -- pure functions ------------------------------------------------------------------------------
+    # -- pure functions ----------------------------------------------------------------------------
 
     def init(self, config: ActorCriticConfig, key: chex.PRNGKey) -> ActorCriticState:
         self.check_config(config)
@@ -348,7 +349,7 @@ class ActorCriticAgent(Agent):
             params = {**params, "params": inner}
         return ActorCriticState(
             params=params,
-            opt_state=self.optimizer(config).init(params),
+            opt_state=self.optimizer(config).init(jax.flatten_util.ravel_pytree(params)[0]),
             obs_norm=rlkit.running_stats_init(obs_shape),
             reward_norm=rlkit.reward_scaling_init(config.num_envs),
         )
@@ -467,9 +468,12 @@ class ActorCriticAgent(Agent):
     ) -> tuple[Any, Any, dict]:
         """One optimiser step on ``loss``; returns ``(params, opt_state, metrics)``."""
         grads, metrics = jax.grad(self.loss, argnums=1, has_aux=True)(config, params, batch)
-        updates, opt_state = self.optimizer(config).update(grads, opt_state, params)
-        metrics["grad_norm"] = optax.tree.norm(grads)
-        return optax.apply_updates(params, updates), opt_state, metrics
+        # The optimiser works on one flat vector: a few large fused ops instead of a few per layer.
+        flat_params, unravel = jax.flatten_util.ravel_pytree(params)
+        flat_grads, _ = jax.flatten_util.ravel_pytree(grads)
+        updates, opt_state = self.optimizer(config).update(flat_grads, opt_state, flat_params)
+        metrics["grad_norm"] = optax.tree.norm(flat_grads)
+        return unravel(flat_params + updates), opt_state, metrics
 
     def policy_params(self, state: ActorCriticState) -> ActorCriticPolicyParams:
         return ActorCriticPolicyParams(params=state.params, obs_norm=state.obs_norm)
