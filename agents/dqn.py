@@ -319,6 +319,7 @@ class DQN(Agent):
             "rollout_length": 16,  # 64 env steps per update ...
             "gradient_steps": 64,  # ... and 64 gradient steps on batches of 128
             "learning_rate": 6.3e-4,
+            "anneal_lr": True,  # without it the final policy of some seeds degraded
             "batch_size": 128,
             "buffer_size": 100_000,
             "learning_starts": 1000,

@@ -278,31 +278,14 @@ def _bench_sb3_like(name: str, dqn_cls, num_seeds: int, eval_every: int, episode
 # --------------------------------------------------------------------------------------------------
 
 
-class _FiveTupleStep:
-    """rejax 0.1.3 unpacks gymnax's older 5-tuple ``step``; gymnax >= 1.0 returns 6 values."""
-
-    def __init__(self, env):
-        self._env = env
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._env, name)
-
-    def step(self, key, state, action, params=None):
-        out = self._env.step(key, state, action, params)
-        if len(out) == 5:
-            return out
-        obs, state, reward, terminated, truncated, info = out
-        return obs, state, reward, jnp.logical_or(terminated, truncated), info
-
-
 def _bench_rejax(num_seeds: int):
     import gymnax
     import rejax
 
+    from scripts.bench_peers import FiveTupleStep
+
     env, env_params = gymnax.make("CartPole-v1")
-    algo = rejax.DQN.create(env=_FiveTupleStep(env), env_params=env_params, **REJAX_CARTPOLE)
+    algo = rejax.DQN.create(env=FiveTupleStep(env), env_params=env_params, **REJAX_CARTPOLE)
     train = jax.jit(jax.vmap(algo.train))
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
     t0 = time.perf_counter()

@@ -119,29 +119,11 @@ def _space(space_or_method):
     return space_or_method() if callable(space_or_method) else space_or_method
 
 
-class _FiveTupleStep:
-    """gymnax >= 1.0 steps return ``(obs, state, reward, terminated, truncated, info)``; rejax 0.1.3
-    unpacks the older ``(obs, state, reward, done, info)``. This adapter gives it the old form."""
-
-    def __init__(self, env):
-        self._env = env
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._env, name)
-
-    def step(self, key, state, action, params=None):
-        out = self._env.step(key, state, action, params)
-        if len(out) == 5:
-            return out
-        obs, state, reward, terminated, truncated, info = out
-        return obs, state, reward, jnp.logical_or(terminated, truncated), info
-
-
 def _rejax_program(total_timesteps: int, num_seeds: int, num_chunks: int) -> _Program:
     import gymnax
     import rejax
+
+    from scripts.bench_peers import FiveTupleStep
 
     steps_per_update = 4 * 128
     per = _chunk_updates(max(1, total_timesteps // steps_per_update), num_chunks)
@@ -150,7 +132,7 @@ def _rejax_program(total_timesteps: int, num_seeds: int, num_chunks: int) -> _Pr
     # One ``train`` call runs ``total_timesteps / eval_freq`` blocks of ``eval_freq`` env steps;
     # with both set to a chunk it is one chunk, and ``train(train_state=...)`` continues a run.
     algo = rejax.PPO.create(
-        env=_FiveTupleStep(env),
+        env=FiveTupleStep(env),
         env_params=env_params,
         total_timesteps=chunk_steps,
         eval_freq=chunk_steps,
