@@ -38,12 +38,16 @@ __all__ = [
     "load_checkpoint",
     "has_checkpoint",
     "save_policy_params",
+    "load_policy_params",
+    "read_best_meta",
     "load_run_policy",
 ]
 
 CONFIG_FILE = "config.json"
 CKPT_META = "checkpoint.json"
 POLICY_FILE = "policy.msgpack"
+BEST_POLICY_FILE = "best_policy.msgpack"
+BEST_META = "best_policy.json"
 FORMAT_VERSION = 1
 
 
@@ -158,25 +162,34 @@ def load_checkpoint(run_dir: str, template: Any) -> tuple[Any, dict]:
     return _restore(data, template, f"checkpoint {path}"), meta
 
 
-def save_policy_params(run_dir: str, policy_params: Any) -> None:
-    """Write the stacked (leading run axis) evaluation parameters to ``policy.msgpack``."""
+def save_policy_params(run_dir: str, policy_params: Any, filename: str = POLICY_FILE) -> None:
+    """Write the stacked (leading run axis) evaluation parameters to ``filename`` (default
+    ``policy.msgpack``, the last policy; the trainer writes the best one to ``best_policy.msgpack``)."""
     data = serialization.msgpack_serialize(
         serialization.to_state_dict(jax.device_get(policy_params))
     )
-    atomic_write_bytes(os.path.join(run_dir, POLICY_FILE), data)
-    meta_path = os.path.join(run_dir, POLICY_FILE + ".sha256")
+    atomic_write_bytes(os.path.join(run_dir, filename), data)
+    meta_path = os.path.join(run_dir, filename + ".sha256")
     atomic_write_text(meta_path, _sha256(data) + "\n")
 
 
-def load_run_policy(run_dir: str):
-    """Rebuild the ``Policy`` of a run directory (all runs/seeds, stacked)."""
-    from agents.policy import Policy
-    from agents.trainer import build_from_run_config
-
-    cfg = read_run_config(run_dir)
-    path = os.path.join(run_dir, POLICY_FILE)
+def read_best_meta(run_dir: str) -> dict | None:
+    """``best_policy.json`` of a run (per-run best evaluation return and its env step), or None."""
+    path = os.path.join(run_dir, BEST_META)
     if not os.path.exists(path):
-        raise RLKitError(f"run dir {run_dir!r} holds no {POLICY_FILE} (training not finished?)")
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise RLKitError(f"{path} is unreadable ({e})") from None
+
+
+def load_policy_params(run_dir: str, template: Any, filename: str = POLICY_FILE) -> Any:
+    """Stacked policy params from ``filename`` in ``run_dir``, checked against its sha256."""
+    path = os.path.join(run_dir, filename)
+    if not os.path.exists(path):
+        raise RLKitError(f"run dir {run_dir!r} holds no {filename} (training not finished?)")
     with open(path, "rb") as f:
         data = f.read()
     sha_path = path + ".sha256"
@@ -184,9 +197,34 @@ def load_run_policy(run_dir: str):
         with open(sha_path) as f:
             if f.read().strip() != _sha256(data):
                 raise RLKitError(f"{path} is corrupt (checksum mismatch)")
+    return _restore(data, template, f"policy {path}")
+
+
+def load_run_policy(run_dir: str, which: str | None = None):
+    """Rebuild the ``Policy`` of a run directory (all runs/seeds, stacked).
+
+    Args:
+      run_dir: the run directory.
+      which: ``"last"`` (``policy.msgpack``: the parameters at the end of training), ``"best"``
+        (``best_policy.msgpack``: per run, the parameters that scored best in the greedy
+        evaluations during training), or None for the run's ``--final-policy`` choice (``"best"``
+        falls back to the last policy when the run made no evaluations).
+    """
+    from agents.policy import Policy
+    from agents.trainer import build_from_run_config
+
+    if which not in (None, "best", "last"):
+        raise RLKitError(f"which: expected 'best', 'last' or None, got {which!r}")
+    cfg = read_run_config(run_dir)
+    if which is None:
+        which = cfg.get("run", {}).get("final_policy", "last")
+        if which == "best" and not os.path.exists(os.path.join(run_dir, BEST_POLICY_FILE)):
+            which = "last"
+    filename = BEST_POLICY_FILE if which == "best" else POLICY_FILE
+    if not os.path.exists(os.path.join(run_dir, filename)):
+        raise RLKitError(f"run dir {run_dir!r} holds no {filename} (training not finished?)")
     built = build_from_run_config(cfg)
-    template = built.policy_params_template()
-    params = _restore(data, template, f"policy {path}")
+    params = load_policy_params(run_dir, built.policy_params_template(), filename)
     agent, config = built.agent, built.config_for_policy()
 
     def apply(p, obs, key, deterministic=True):

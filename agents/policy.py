@@ -66,19 +66,24 @@ class Policy:
         return np.asarray(self._jitted(single.params, obs, key, deterministic))
 
 
-def load_policy(run_dir: str, seed: int | None = None) -> tuple[Policy, str]:
+def load_policy(
+    run_dir: str, seed: int | None = None, which: str | None = None
+) -> tuple[Policy, str]:
     """Load the policy of a training run directory written by ``scripts/train.py``.
 
     Args:
       run_dir: the run's ``--out`` directory.
       seed: a seed index for multi-seed runs; None keeps all seeds (``policy.num_seeds == S``).
+      which: ``"best"`` (per run, the parameters that scored best in the greedy evaluations during
+        training), ``"last"`` (the parameters at the end), or None for the run's
+        ``--final-policy`` (best by default, the last policy if the run made no evaluations).
 
     Returns:
       ``(policy, env_id)``.
     """
     from agents.checkpoint import load_run_policy
 
-    policy = load_run_policy(run_dir)
+    policy = load_run_policy(run_dir, which)
     if seed is not None:
         policy = policy.select(seed)
     return policy, policy.env_id

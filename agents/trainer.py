@@ -64,6 +64,14 @@ class RunArgs:
     """Env steps (per seed) between checkpoints (one is also written at the end)."""
     save_buffer: bool = True
     """Include replay buffers in checkpoints (needed for an exact resume)."""
+    eval_every: int = 5_000
+    """Env steps (per run) between greedy evaluations during training on the JAX env (0: none);
+    jitted chunks are made no longer than this."""
+    eval_every_episodes: int = 16
+    """Episodes of each greedy evaluation during training."""
+    final_policy: Literal["best", "last"] = "best"
+    """Policy to evaluate at the end and load by default: per run, the one that scored best in the
+    evaluations during training, or the last one."""
     eval_episodes: int = 100
     """Episodes of the final greedy evaluation on Gymnasium's env (0 to skip)."""
     quiet: bool = False
@@ -159,6 +167,10 @@ def build(args: RunArgs, config: Any) -> BuiltRun:
             raise RLKitError(f"--{name.replace('_', '-')}: expected an integer >= 1")
     if args.eval_episodes < 0:
         raise RLKitError("--eval-episodes: expected an integer >= 0")
+    if args.eval_every < 0:
+        raise RLKitError("--eval-every: expected an integer >= 0 (0: no evaluations during training)")
+    if args.eval_every_episodes < 1:
+        raise RLKitError("--eval-every-episodes: expected an integer >= 1")
     for name in ("total_timesteps", "num_envs", "rollout_length"):
         if getattr(config, name) < 1:
             raise RLKitError(f"--{name.replace('_', '-')}: expected an integer >= 1")
@@ -408,13 +420,82 @@ def _config_diffs(saved: dict, new: dict) -> list[str]:
     return diffs
 
 
+class _BestTracker:
+    """Greedy evaluations during training (JAX env) and, per run, the best policy found so far.
+
+    Every ``--eval-every`` env steps each run's greedy policy plays ``--eval-every-episodes``
+    episodes of the run's env (one compiled, vmapped program; keys derived from the env step, so a
+    resumed run evaluates exactly as an uninterrupted one). A run's best policy is replaced when an
+    evaluation scores at least as high as its best so far (the later of equal scores is kept). It is
+    written to ``best_policy.msgpack`` with ``best_policy.json`` at every checkpoint.
+    """
+
+    def __init__(self, built: BuiltRun, num_runs: int):
+        from agents.evaluation import _jax_program
+
+        agent, config = built.agent, built.config_for_policy()
+        self.built, self.num_runs = built, num_runs
+        self.episodes = built.args.eval_every_episodes
+        self.every = built.args.eval_every
+        self._program = _jax_program.__wrapped__(
+            lambda p, obs, key, det: agent.policy(config, p, obs, key, det), built.args.env, True
+        )
+        self.best_return = np.full(num_runs, -np.inf)
+        self.best_step = np.full(num_runs, -1, np.int64)
+        self.best_params = None
+
+    def restore(self, out: str) -> None:
+        from agents.checkpoint import BEST_POLICY_FILE, load_policy_params, read_best_meta
+
+        meta = read_best_meta(out)
+        if meta is None:
+            return
+        self.best_return = np.asarray(meta["eval_return"], np.float64)
+        self.best_step = np.asarray(meta["env_steps"], np.int64)
+        self.best_params = load_policy_params(
+            out, self.built.policy_params_template(), BEST_POLICY_FILE
+        )
+
+    def due(self, prev_steps: int, env_steps: int, last: bool) -> bool:
+        return self.every > 0 and (env_steps // self.every > prev_steps // self.every or last)
+
+    def evaluate(self, rs, env_steps: int) -> np.ndarray:
+        """Mean greedy return of each run's current policy; updates the best policies."""
+        params = jax.device_get(jax.vmap(self.built.agent.policy_params)(rs.agent_state))
+        key = jax.random.fold_in(jax.random.PRNGKey(self.built.args.seed + 20_000), env_steps)
+        env_params = self.built.env_params
+        ret = np.asarray(self._program(params, key, env_params, self.episodes)[0]).mean(axis=1)
+        better = ret >= self.best_return
+        if self.best_params is None:
+            self.best_params = params
+        else:
+            self.best_params = jax.tree.map(
+                lambda new, old: np.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+                params, self.best_params,
+            )
+        self.best_return = np.where(better, ret, self.best_return)
+        self.best_step = np.where(better, env_steps, self.best_step)
+        return ret
+
+    def save(self, out: str) -> None:
+        from agents.checkpoint import BEST_META, BEST_POLICY_FILE, atomic_write_text
+
+        if self.best_params is None:
+            return
+        save_policy_params(out, self.best_params, BEST_POLICY_FILE)
+        meta = {"eval_return": self.best_return.tolist(), "env_steps": self.best_step.tolist(),
+                "episodes_per_evaluation": self.episodes}
+        atomic_write_text(os.path.join(out, BEST_META), json.dumps(meta, indent=2) + "\n")
+
+
 def _train_compiled(built: BuiltRun, out: str, t_start: float) -> dict:
     args, agent, config = built.args, built.agent, built.config
     venv, env_params = built.venv, built.env_params
     R = built.num_runs
     steps_per_update = config.steps_per_update
     num_updates = config.num_updates
-    per_chunk = _chunk_iterations(num_updates, max(1, args.log_every // steps_per_update))
+    every = min(args.log_every, args.eval_every) if args.eval_every > 0 else args.log_every
+    per_chunk = _chunk_iterations(num_updates, max(1, every // steps_per_update))
     stacked = built.stacked_config
     cfg_axis = None if stacked is None else 0
     cfg_arg = config if stacked is None else stacked
@@ -442,6 +523,9 @@ def _train_compiled(built: BuiltRun, out: str, t_start: float) -> dict:
         done_updates = int(meta["update_step"])
         logger.truncate_after(done_updates * steps_per_update)
         _say(args, f"resumed {out} at {done_updates * steps_per_update} env steps")
+    tracker = _BestTracker(built, R) if args.eval_every > 0 else None
+    if tracker is not None and args.resume:
+        tracker.restore(out)
 
     t0 = time.perf_counter()
     compiled = chunk_fn(per_chunk).lower(cfg_arg, rs).compile()
@@ -471,6 +555,12 @@ def _train_compiled(built: BuiltRun, out: str, t_start: float) -> dict:
         per_run = summarise_chunk(metrics, R)
         for r, row in enumerate(per_run):
             row["seed"] = r % args.num_seeds
+        if tracker is not None:
+            evals = [None] * R
+            if tracker.due(env_steps - n * steps_per_update, env_steps, done_updates >= num_updates):
+                evals = tracker.evaluate(rs, env_steps).tolist()
+            for row, value in zip(per_run, evals):
+                row["eval_return"] = value
         logger.log(env_steps, time.perf_counter() - t_start, sps, per_run)
         rets = [row["episode_return"] for row in per_run if row["episode_return"] is not None]
         if rets:
@@ -478,12 +568,18 @@ def _train_compiled(built: BuiltRun, out: str, t_start: float) -> dict:
         bar.update(n * steps_per_update, ret=None if last_return is None else f"{last_return:.1f}",
                    sps=f"{sps:,.0f}")
         if env_steps >= next_ckpt or done_updates >= num_updates:
+            if tracker is not None:
+                tracker.save(out)  # before the checkpoint: a resume never sees a stale best
             _checkpoint(built, out, rs, done_updates, env_steps)
             next_ckpt = (env_steps // args.checkpoint_every + 1) * args.checkpoint_every
     bar.close()
     logger.close()
     train_s = time.perf_counter() - t_train
+    best = None
+    if tracker is not None and tracker.best_params is not None:
+        best = {"eval_return": tracker.best_return.tolist(), "env_steps": tracker.best_step.tolist()}
     return {
+        "best_during_training": best,
         "agent": args.agent,
         "env": args.env,
         "runs": R,
@@ -580,11 +676,17 @@ def _final_eval(built: BuiltRun, out: str) -> dict | None:
     if not _gymnasium_has(args.env):
         _say(args, f"skipping final evaluation: {args.env!r} is not a Gymnasium id")
         return None
-    policy = load_run_policy(out)
+    from agents.checkpoint import BEST_POLICY_FILE
+
+    which = args.final_policy
+    if which == "best" and not os.path.exists(os.path.join(out, BEST_POLICY_FILE)):
+        which = "last"
+    policy = load_run_policy(out, which)
     t0 = time.perf_counter()
     result = evaluate(policy, args.env, episodes=args.eval_episodes, backend="gymnasium",
                       seed=args.seed + 10_000)
     summary = result.summary()
+    summary["policy"] = which
     summary["eval_s"] = time.perf_counter() - t0
     return summary
 
@@ -596,6 +698,10 @@ def _print_summary(summary: dict) -> None:
         f"{summary['train_s']:.1f} s ({summary['steps_per_s']:,.0f} steps/s"
         + (f", compile {summary['compile_s']:.1f} s)" if summary.get("compile_s") else ")")
     )
+    best = summary.get("best_during_training")
+    if best:
+        print("best greedy evaluation during training, per run: " + ", ".join(
+            f"{r:.1f} at {s:,} steps" for r, s in zip(best["eval_return"], best["env_steps"])))
     ev = summary.get("eval")
     if ev:
         print(_format_eval(ev))
@@ -606,7 +712,8 @@ def _format_eval(ev: dict) -> str:
     thr = ev.get("reward_threshold")
     lines = [
         f"evaluation on Gymnasium {ev.get('env_id')} ({ev.get('episodes_per_seed')} episodes x "
-        f"{ev.get('num_seeds')} seed(s), greedy): mean {ev['mean']:.2f} +- {ev['std']:.2f}"
+        f"{ev.get('num_seeds')} seed(s), greedy, {ev.get('policy', 'last')} policy): "
+        f"mean {ev['mean']:.2f} +- {ev['std']:.2f}"
     ]
     if thr is not None:
         lines.append(

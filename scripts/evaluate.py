@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         "1: none)",
     )
     p.add_argument("--no-eval", action="store_true", help="skip evaluation (plot / video only)")
+    p.add_argument(
+        "--policy", choices=("best", "last"), default=None,
+        help="which saved policy of each run: the best one found by the greedy evaluations during "
+        "training, or the last one (default: the run's --final-policy, best unless set otherwise)",
+    )
     return p
 
 
@@ -128,11 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------------
 
 
-def load_policy(run_dir: str):
-    """``agents.load_policy`` for every seed of a run (a seam the tests can replace)."""
+def load_policy(run_dir: str, which: str | None = None):
+    """``agents.load_policy`` for every seed of a run (a seam the tests can replace).
+
+    ``which``: ``--policy`` (best, last, or None for the run's own ``--final-policy``)."""
     from agents.policy import load_policy as _load
 
-    return _load(run_dir)
+    return _load(run_dir, which=which)
 
 
 def _check_run_dirs(run_dirs: list[str]) -> None:
@@ -159,7 +166,7 @@ def evaluate_run(run_dir: str, args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate every seed of one run on each requested backend."""
     from agents.evaluation import compare_distributions, evaluate
 
-    policy, run_env = load_policy(run_dir)
+    policy, run_env = load_policy(run_dir, args.policy)
     env_id = args.env or run_env
     results = {}
     for backend in _backends(args.backend, env_id):
@@ -667,7 +674,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             if records:
                 policy, env_id = records[i]["policy"], records[i]["env_id"]
             else:
-                policy, run_env = load_policy(d)
+                policy, run_env = load_policy(d, args.policy)
                 env_id = args.env or run_env
             name = os.path.basename(os.path.normpath(d)) or f"run{i}"
             paths, fmt = record_video(

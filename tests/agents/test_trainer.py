@@ -260,3 +260,84 @@ def test_host_backend_trains_on_gymnasium_env_and_resumes(tmp_path):
     # The host backend trains one run at a time.
     assert train_script.main(BASE + ["--out", str(tmp_path / "h2"), "--backend", "gymnasium",
                                      "--num-seeds", "2"]) == 2
+
+
+def test_best_policy_is_the_best_evaluated_snapshot(tmp_path):
+    from agents.evaluation import _jax_program
+    import envs
+
+    code, out = _run(tmp_path, "best", "--num-seeds", "2", "--eval-every", "512",
+                     "--eval-every-episodes", "4")
+    assert code == 0
+    rows = _read_csv(os.path.join(out, "metrics.csv"))
+    evals = [(int(r["env_steps"]), int(r["run"]), float(r["eval_return"]))
+             for r in rows if r["eval_return"]]
+    # 2048 steps, evaluated every 512 (chunks of 256): at 512, 1024, 1536 and 2048, for both runs.
+    assert sorted({s for s, _, _ in evals}) == [512, 1024, 1536, 2048]
+    meta = json.load(open(os.path.join(out, "best_policy.json")))
+    best, _ = agents.load_policy(out, which="best")
+    last, _ = agents.load_policy(out, which="last")
+    default, _ = agents.load_policy(out)
+    _, env_params = envs.make("CartPole-v1")
+    for run in range(2):
+        scores = [(ret, step) for step, r, ret in evals if r == run]
+        top = max(ret for ret, _ in scores)
+        assert meta["eval_return"][run] == pytest.approx(top)
+        # The later of equal best scores is kept.
+        assert meta["env_steps"][run] == max(step for ret, step in scores if ret == top)
+        # Re-evaluating the saved best params with that evaluation's key gives its score again.
+        key = jax.random.fold_in(jax.random.PRNGKey(0 + 20_000), meta["env_steps"][run])
+        program = _jax_program.__wrapped__(best.apply, "CartPole-v1", True)
+        ret = np.asarray(program(best.params, key, env_params, 4)[0])[run].mean()
+        assert ret == pytest.approx(meta["eval_return"][run])
+    np.testing.assert_array_equal(np.asarray(default.params["w"]), np.asarray(best.params["w"]))
+    with pytest.raises(Exception, match="which"):
+        agents.load_policy(out, which="median")
+    # The last policy is the parameters at the end of training, which the best need not be.
+    assert last.params["w"].shape == best.params["w"].shape
+
+
+def test_no_evaluations_means_no_best_policy(tmp_path):
+    code, out = _run(tmp_path, "nobest", "--eval-every", "0")
+    assert code == 0
+    assert not os.path.exists(os.path.join(out, "best_policy.msgpack"))
+    default, _ = agents.load_policy(out)
+    last, _ = agents.load_policy(out, which="last")
+    np.testing.assert_array_equal(np.asarray(default.params["w"]), np.asarray(last.params["w"]))
+    with pytest.raises(Exception, match="best_policy.msgpack"):
+        agents.load_policy(out, which="best")
+
+
+def test_resume_keeps_the_best_policy(tmp_path, monkeypatch):
+    extra = ("--eval-every", "256", "--eval-every-episodes", "2")
+    code, full = _run(tmp_path, "full", *extra)
+    assert code == 0
+    original = trainer_lib._checkpoint
+
+    def kill_after_first(built, out, rs, done_updates, env_steps):
+        original(built, out, rs, done_updates, env_steps)
+        if env_steps == 1024:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_lib, "_checkpoint", kill_after_first)
+    code, part = _run(tmp_path, "part", *extra)
+    assert code == 130
+    monkeypatch.setattr(trainer_lib, "_checkpoint", original)
+    assert train_script.main(["--resume", part, "--quiet"]) == 0
+    assert json.load(open(os.path.join(full, "best_policy.json"))) == json.load(
+        open(os.path.join(part, "best_policy.json"))
+    )
+    pa, _ = agents.load_policy(full, which="best")
+    pb, _ = agents.load_policy(part, which="best")
+    np.testing.assert_array_equal(np.asarray(pa.params["w"]), np.asarray(pb.params["w"]))
+    rows_a = _read_csv(os.path.join(full, "metrics.csv"))
+    rows_b = _read_csv(os.path.join(part, "metrics.csv"))
+    assert [r["eval_return"] for r in rows_a] == [r["eval_return"] for r in rows_b]
+
+
+@pytest.mark.parametrize("flag, value", [("--eval-every", "-1"), ("--eval-every-episodes", "0")])
+def test_bad_eval_every_values_exit_2(tmp_path, capsys, flag, value):
+    code, out = _run(tmp_path, "bad", flag, value)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert flag in err and len(err.strip().splitlines()) == 1

@@ -236,7 +236,7 @@ def test_policy_with_actions_outside_the_space(run_dir, monkeypatch, capsys):
 
     policy = Policy(bad_apply, jnp.zeros(4), None, "CartPole-v1",
                     Box(-np.inf, np.inf, (4,)), Discrete(2))
-    monkeypatch.setattr(evaluate_script, "load_policy", lambda d: (policy, "CartPole-v1"))
+    monkeypatch.setattr(evaluate_script, "load_policy", lambda d, which=None: (policy, "CartPole-v1"))
     for backend in ("jax", "gymnasium"):
         code, _, err = _main([run_dir, "--backend", backend, "--episodes", "2"], capsys)
         _assert_one_line_error(code, err, "action 7")
