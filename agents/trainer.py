@@ -64,9 +64,9 @@ class RunArgs:
     """Env steps (per seed) between checkpoints (one is also written at the end)."""
     save_buffer: bool = True
     """Include replay buffers in checkpoints (needed for an exact resume)."""
-    eval_every: int = 5_000
-    """Env steps (per run) between greedy evaluations during training on the JAX env (0: none);
-    jitted chunks are made no longer than this."""
+    eval_every: int | None = None
+    """Env steps (per run) between greedy evaluations during training on the JAX env (0: none;
+    default: total_timesteps / 20, at least 5,000); jitted chunks are made no longer than this."""
     eval_every_episodes: int = 16
     """Episodes of each greedy evaluation during training."""
     final_policy: Literal["best", "last"] = "best"
@@ -167,7 +167,7 @@ def build(args: RunArgs, config: Any) -> BuiltRun:
             raise RLKitError(f"--{name.replace('_', '-')}: expected an integer >= 1")
     if args.eval_episodes < 0:
         raise RLKitError("--eval-episodes: expected an integer >= 0")
-    if args.eval_every < 0:
+    if args.eval_every is not None and args.eval_every < 0:
         raise RLKitError("--eval-every: expected an integer >= 0 (0: no evaluations during training)")
     if args.eval_every_episodes < 1:
         raise RLKitError("--eval-every-episodes: expected an integer >= 1")
@@ -420,6 +420,13 @@ def _config_diffs(saved: dict, new: dict) -> list[str]:
     return diffs
 
 
+def _eval_every(args: RunArgs, config: Any) -> int:
+    """``--eval-every``, or by default about 20 evaluations per run (at most one per 5,000 steps)."""
+    if args.eval_every is not None:
+        return args.eval_every
+    return max(5_000, int(config.total_timesteps) // 20)
+
+
 class _BestTracker:
     """Greedy evaluations during training (JAX env) and, per run, the best policy found so far.
 
@@ -430,13 +437,13 @@ class _BestTracker:
     written to ``best_policy.msgpack`` with ``best_policy.json`` at every checkpoint.
     """
 
-    def __init__(self, built: BuiltRun, num_runs: int):
+    def __init__(self, built: BuiltRun, num_runs: int, every: int):
         from agents.evaluation import _jax_program
 
         agent, config = built.agent, built.config_for_policy()
         self.built, self.num_runs = built, num_runs
         self.episodes = built.args.eval_every_episodes
-        self.every = built.args.eval_every
+        self.every = every
         self._program = _jax_program.__wrapped__(
             lambda p, obs, key, det: agent.policy(config, p, obs, key, det), built.args.env, True
         )
@@ -494,7 +501,8 @@ def _train_compiled(built: BuiltRun, out: str, t_start: float) -> dict:
     R = built.num_runs
     steps_per_update = config.steps_per_update
     num_updates = config.num_updates
-    every = min(args.log_every, args.eval_every) if args.eval_every > 0 else args.log_every
+    eval_every = _eval_every(args, config)
+    every = min(args.log_every, eval_every) if eval_every > 0 else args.log_every
     per_chunk = _chunk_iterations(num_updates, max(1, every // steps_per_update))
     stacked = built.stacked_config
     cfg_axis = None if stacked is None else 0
@@ -523,7 +531,7 @@ def _train_compiled(built: BuiltRun, out: str, t_start: float) -> dict:
         done_updates = int(meta["update_step"])
         logger.truncate_after(done_updates * steps_per_update)
         _say(args, f"resumed {out} at {done_updates * steps_per_update} env steps")
-    tracker = _BestTracker(built, R) if args.eval_every > 0 else None
+    tracker = _BestTracker(built, R, eval_every) if eval_every > 0 else None
     if tracker is not None and args.resume:
         tracker.restore(out)
 
