@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
-
 import math
+from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
