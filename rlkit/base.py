@@ -11,6 +11,7 @@ from typing import Any
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rlkit.errors import RLKitError
 
@@ -24,6 +25,17 @@ __all__ = [
 ]
 
 Array = chex.Array
+
+
+def maybe_stop_gradient(x: Any, stop: Any) -> Any:
+    """``stop_gradient(x)`` if ``stop``, else ``x``; ``x`` may be a pytree and ``stop`` a Python
+    bool or a traced bool scalar. Shared by the losses' ``stop_target_gradients`` flags (not part
+    of rlax's API, so not exported from ``rlkit``)."""
+    if isinstance(stop, (bool, np.bool_)):
+        return jax.lax.stop_gradient(x) if stop else x
+    return jax.tree_util.tree_map(
+        lambda leaf: jnp.where(stop, jax.lax.stop_gradient(leaf), leaf), x
+    )
 
 
 def batched_index(values: Array, indices: Array, keepdims: bool = False) -> Array:

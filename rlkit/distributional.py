@@ -22,6 +22,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from rlkit.base import maybe_stop_gradient
 from rlkit.errors import RLKitError
 from rlkit.losses import huber_loss
 
@@ -37,13 +38,6 @@ __all__ = [
 
 Array = chex.Array
 Numeric = chex.Numeric
-
-
-def _maybe_stop_gradient(x: Array, stop: bool | Array) -> Array:
-    """Stops the gradient of ``x`` when ``stop`` is true; ``stop`` may also be a traced bool."""
-    if isinstance(stop, bool):
-        return jax.lax.stop_gradient(x) if stop else x
-    return jax.lax.select(stop, jax.lax.stop_gradient(x), x)
 
 
 def _check_size(name: str, size: int, expected_name: str, expected: int) -> None:
@@ -155,7 +149,7 @@ def categorical_td_learning(
 
     target_z = r_t + discount_t * v_atoms_t
     target = categorical_l2_project(target_z, jax.nn.softmax(v_logits_t), v_atoms_tm1)
-    target = _maybe_stop_gradient(target, stop_target_gradients)
+    target = maybe_stop_gradient(target, stop_target_gradients)
     return _cross_entropy(target, v_logits_tm1)
 
 
@@ -182,7 +176,7 @@ def _categorical_q_loss(
     """Cross-entropy between the projected target distribution and the taken action's."""
     target_z = r_t + discount_t * q_atoms_t
     target = categorical_l2_project(target_z, p_target_z, q_atoms_tm1)
-    target = _maybe_stop_gradient(target, stop_target_gradients)
+    target = maybe_stop_gradient(target, stop_target_gradients)
     return _cross_entropy(target, q_logits_tm1[a_tm1])
 
 
@@ -342,7 +336,7 @@ def quantile_regression_loss(
     chex.assert_equal_shape([dist_src, tau_src])
 
     delta = dist_target[None, :] - dist_src[:, None]  # [N, M]
-    delta_neg = _maybe_stop_gradient((delta < 0.0).astype(delta.dtype), stop_target_gradients)
+    delta_neg = maybe_stop_gradient((delta < 0.0).astype(delta.dtype), stop_target_gradients)
     weight = jnp.abs(tau_src[:, None] - delta_neg)
     loss = _quantile_huber_loss(delta, huber_param) * weight
     return jnp.sum(jnp.mean(loss, axis=-1))
@@ -408,7 +402,7 @@ def quantile_q_learning(
     dist_qa_tm1 = dist_q_tm1[:, a_tm1]
     a_t = jnp.argmax(jnp.mean(dist_q_t_selector, axis=0))
     dist_target = r_t + discount_t * dist_q_t[:, a_t]
-    dist_target = _maybe_stop_gradient(dist_target, stop_target_gradients)
+    dist_target = maybe_stop_gradient(dist_target, stop_target_gradients)
     return quantile_regression_loss(dist_qa_tm1, tau_q_tm1, dist_target, huber_param)
 
 
@@ -460,8 +454,8 @@ def quantile_expected_sarsa(
     )
 
     dist_qa_tm1 = dist_q_tm1[:, a_tm1]  # [N]
-    dist_target = _maybe_stop_gradient(r_t + discount_t * dist_q_t, stop_target_gradients)
-    probs_a_t = _maybe_stop_gradient(probs_a_t, stop_target_gradients)
+    dist_target = maybe_stop_gradient(r_t + discount_t * dist_q_t, stop_target_gradients)
+    probs_a_t = maybe_stop_gradient(probs_a_t, stop_target_gradients)
 
     delta = dist_target[None, :, :] - dist_qa_tm1[:, None, None]  # [N, M, A]
     weight = jnp.abs(tau_q_tm1[:, None, None] - (delta < 0.0).astype(delta.dtype))

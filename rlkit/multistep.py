@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rlkit.base import batched_index
+from rlkit.base import batched_index, maybe_stop_gradient
 from rlkit.errors import RLKitError
 
 Array = chex.Array
@@ -117,15 +117,6 @@ def _check_flag_dtype(fn: str, name: str, value: Any) -> None:
     dtype = jnp.result_type(value)
     if not (jnp.issubdtype(dtype, jnp.bool_) or jnp.issubdtype(dtype, jnp.floating)):
         raise _ArgumentError(f"{fn}: `{name}` must be bool or float (0/1), got dtype {dtype}.")
-
-
-def _maybe_stop_gradient(x: Any, stop: Any) -> Any:
-    """`stop_gradient(x)` if `stop`, else `x`; `stop` may be a Python bool or a traced scalar."""
-    if isinstance(stop, (bool, np.bool_)):
-        return jax.lax.stop_gradient(x) if stop else x
-    return jax.tree_util.tree_map(
-        lambda leaf: jnp.where(stop, jax.lax.stop_gradient(leaf), leaf), x
-    )
 
 
 def _as_vector(x: Numeric, like: Array) -> Array:
@@ -250,7 +241,7 @@ def lambda_returns(
         return r + d * ((1.0 - lam) * v + lam * g_next)
 
     returns = _reverse_scan(step, v_t[-1], (r_t, discount_t, v_t, lam_steps))
-    return _maybe_stop_gradient(returns, stop_target_gradients)
+    return maybe_stop_gradient(returns, stop_target_gradients)
 
 
 def n_step_bootstrapped_returns(
@@ -298,7 +289,7 @@ def n_step_bootstrapped_returns(
         _check_shape(fn, "lambda_t", lambda_t, np.shape(r_t), "one per step")
     r_t, discount_t, v_t = jnp.asarray(r_t), jnp.asarray(discount_t), jnp.asarray(v_t)
     returns = _n_step_recursion(r_t, discount_t, v_t, _as_vector(lambda_t, discount_t), n)
-    return _maybe_stop_gradient(returns, stop_target_gradients)
+    return maybe_stop_gradient(returns, stop_target_gradients)
 
 
 def discounted_returns(
@@ -339,7 +330,7 @@ def discounted_returns(
         return r + d * g_next
 
     returns = _reverse_scan(step, bootstrap.astype(r_t.dtype), (r_t, discount_t))
-    return _maybe_stop_gradient(returns, stop_target_gradients)
+    return maybe_stop_gradient(returns, stop_target_gradients)
 
 
 def truncated_generalized_advantage_estimation(
@@ -395,7 +386,7 @@ def truncated_generalized_advantage_estimation(
         return delta + d * lam * adv_next
 
     advantages = _reverse_scan(step, jnp.zeros((), delta.dtype), (delta, discount_t, lam_steps))
-    return _maybe_stop_gradient(advantages, stop_target_gradients)
+    return maybe_stop_gradient(advantages, stop_target_gradients)
 
 
 def general_off_policy_returns_from_action_values(
@@ -500,7 +491,7 @@ def general_off_policy_returns_from_q_and_v(
 
     returns = _reverse_scan(step, last, (r_t[:-1], discount_t[:-1], v_t[:-1], c_t, q_t))
     returns = jnp.concatenate([returns, last[None]])
-    return _maybe_stop_gradient(returns, stop_target_gradients)
+    return maybe_stop_gradient(returns, stop_target_gradients)
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,7 +634,7 @@ def gae_from_rollout(
 
     advantages = _reverse_scan(step, jnp.zeros((), delta.dtype), (delta, done, trace_steps))
     returns = advantages + values
-    return _maybe_stop_gradient((advantages, returns), stop_target_gradients)
+    return maybe_stop_gradient((advantages, returns), stop_target_gradients)
 
 
 def n_step_returns_from_rollout(
@@ -711,4 +702,4 @@ def n_step_returns_from_rollout(
         returns = rewards[window] + gamma_t[window] * jnp.where(
             done[window], bootstrap[window], returns
         )
-    return _maybe_stop_gradient(returns, stop_target_gradients)
+    return maybe_stop_gradient(returns, stop_target_gradients)

@@ -18,6 +18,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from rlkit.base import maybe_stop_gradient
 from rlkit.errors import RLKitError
 from rlkit.losses import l2_loss
 
@@ -33,13 +34,6 @@ __all__ = [
 
 Array = chex.Array
 Scalar = chex.Scalar
-
-
-def _maybe_stop_gradient(x: Array, stop: bool | Array) -> Array:
-    """Stops the gradient of ``x`` when ``stop`` is true; ``stop`` may also be a traced bool."""
-    if isinstance(stop, bool):
-        return jax.lax.stop_gradient(x) if stop else x
-    return jax.lax.select(stop, jax.lax.stop_gradient(x), x)
 
 
 def _check_leading(name: str, x: Array, other_name: str, other: Array) -> None:
@@ -90,7 +84,7 @@ def policy_gradient_loss(
     _check_leading("logits_t", logits_t, "a_t", a_t)
 
     log_pi_a_t = _log_prob_of_actions(logits_t, a_t)
-    adv_t = _maybe_stop_gradient(adv_t, use_stop_gradient)
+    adv_t = maybe_stop_gradient(adv_t, use_stop_gradient)
     return jnp.mean(-log_pi_a_t * adv_t * w_t)
 
 
@@ -148,7 +142,7 @@ def clipped_surrogate_pg_loss(
     chex.assert_type([prob_ratios_t, adv_t], [float, float])
     chex.assert_equal_shape([prob_ratios_t, adv_t])
 
-    adv_t = _maybe_stop_gradient(adv_t, use_stop_gradient)
+    adv_t = maybe_stop_gradient(adv_t, use_stop_gradient)
     clipped_ratios_t = jnp.clip(prob_ratios_t, 1.0 - epsilon, 1.0 + epsilon)
     objective_t = jnp.fmin(prob_ratios_t * adv_t, clipped_ratios_t * adv_t)
     return -jnp.mean(objective_t)
@@ -194,7 +188,7 @@ def dpg_loss(
 
     if dqda_clipping is not None:
         dqda_t = _clip_by_l2_norm(dqda_t, dqda_clipping)
-    target_tm1 = _maybe_stop_gradient(dqda_t + a_t, use_stop_gradient)
+    target_tm1 = maybe_stop_gradient(dqda_t + a_t, use_stop_gradient)
     return l2_loss(target_tm1 - a_t)
 
 
@@ -203,7 +197,7 @@ def _advantages(
 ) -> tuple[Array, Array]:
     """Softmax policy and per-action advantages q_t - sum_a pi q_t, both [T, A]."""
     policy_t = jax.nn.softmax(logits_t, axis=1)
-    q_t = _maybe_stop_gradient(q_t, use_stop_gradient)
+    q_t = maybe_stop_gradient(q_t, use_stop_gradient)
     baseline_t = jnp.sum(policy_t * q_t, axis=1)
     return policy_t, q_t - baseline_t[:, None]
 
@@ -234,7 +228,7 @@ def qpg_loss(logits_t: Array, q_t: Array, use_stop_gradient: bool = True) -> Arr
     """
     _check_logits_and_q(logits_t, q_t)
     policy_t, adv_t = _advantages(logits_t, q_t)
-    adv_t = _maybe_stop_gradient(adv_t, use_stop_gradient)
+    adv_t = maybe_stop_gradient(adv_t, use_stop_gradient)
     return jnp.mean(jnp.sum(-policy_t * adv_t, axis=1), axis=0)
 
 
@@ -258,7 +252,7 @@ def rm_loss(logits_t: Array, q_t: Array, use_stop_gradient: bool = True) -> Arra
     """
     _check_logits_and_q(logits_t, q_t)
     policy_t, adv_t = _advantages(logits_t, q_t)
-    regret_t = _maybe_stop_gradient(jax.nn.relu(adv_t), use_stop_gradient)
+    regret_t = maybe_stop_gradient(jax.nn.relu(adv_t), use_stop_gradient)
     return jnp.mean(jnp.sum(-policy_t * regret_t, axis=1), axis=0)
 
 

@@ -19,13 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlkit import multistep
-from rlkit.base import batched_index
-from rlkit.multistep import (
-    _as_vector,
-    _check_args,
-    _check_shape,
-    _maybe_stop_gradient,
-)
+from rlkit.base import batched_index, maybe_stop_gradient
+from rlkit.multistep import _as_vector, _check_args, _check_shape
 
 Array = chex.Array
 Numeric = chex.Numeric
@@ -84,7 +79,7 @@ def td_learning(
         float,
     )
     target = r_t + discount_t * v_t
-    return _maybe_stop_gradient(target, stop_target_gradients) - v_tm1
+    return maybe_stop_gradient(target, stop_target_gradients) - v_tm1
 
 
 def td_lambda(
@@ -126,7 +121,7 @@ def td_lambda(
     )
     _check_lambda(fn, lambda_, np.shape(r_t)[0])
     target = multistep.lambda_returns(r_t, discount_t, v_t, lambda_)
-    return _maybe_stop_gradient(target, stop_target_gradients) - v_tm1
+    return maybe_stop_gradient(target, stop_target_gradients) - v_tm1
 
 
 def sarsa(
@@ -171,7 +166,7 @@ def sarsa(
         same_shape=["q_tm1", "q_t"],
     )
     target = r_t + discount_t * jnp.asarray(q_t)[a_t]
-    return _maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
+    return maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
 
 
 def expected_sarsa(
@@ -218,7 +213,7 @@ def expected_sarsa(
         same_shape=["q_tm1", "q_t", "probs_a_t"],
     )
     target = r_t + discount_t * jnp.dot(q_t, probs_a_t)
-    return _maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
+    return maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
 
 
 def sarsa_lambda(
@@ -275,7 +270,7 @@ def sarsa_lambda(
     qa_tm1 = batched_index(jnp.asarray(q_tm1), jnp.asarray(a_tm1))
     qa_t = batched_index(jnp.asarray(q_t), jnp.asarray(a_t))
     target = multistep.lambda_returns(r_t, discount_t, qa_t, lambda_)
-    return _maybe_stop_gradient(target, stop_target_gradients) - qa_tm1
+    return maybe_stop_gradient(target, stop_target_gradients) - qa_tm1
 
 
 def q_learning(
@@ -312,7 +307,7 @@ def q_learning(
         same_shape=["q_tm1", "q_t"],
     )
     target = r_t + discount_t * jnp.max(q_t)
-    return _maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
+    return maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
 
 
 def double_q_learning(
@@ -362,7 +357,7 @@ def double_q_learning(
         same_shape=["q_tm1", "q_t_value", "q_t_selector"],
     )
     target = r_t + discount_t * jnp.asarray(q_t_value)[jnp.argmax(q_t_selector)]
-    return _maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
+    return maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
 
 
 def persistent_q_learning(
@@ -403,7 +398,7 @@ def persistent_q_learning(
     )
     bootstrap = (1.0 - action_gap_scale) * jnp.max(q_t) + action_gap_scale * jnp.asarray(q_t)[a_tm1]
     target = r_t + discount_t * bootstrap
-    return _maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
+    return maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
 
 
 def qv_learning(
@@ -439,7 +434,7 @@ def qv_learning(
         [float, int, float, float, float],
     )
     target = r_t + discount_t * v_t
-    return _maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
+    return maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]
 
 
 def qv_max(
@@ -473,7 +468,7 @@ def qv_max(
         float,
     )
     target = r_t + discount_t * jnp.max(q_t)
-    return _maybe_stop_gradient(target, stop_target_gradients) - v_tm1
+    return maybe_stop_gradient(target, stop_target_gradients) - v_tm1
 
 
 def q_lambda(
@@ -529,7 +524,7 @@ def q_lambda(
     qa_tm1 = batched_index(jnp.asarray(q_tm1), jnp.asarray(a_tm1))
     v_t = jnp.max(jnp.asarray(q_t), axis=-1)
     target = multistep.lambda_returns(r_t, discount_t, v_t, lambda_)
-    return _maybe_stop_gradient(target, stop_target_gradients) - qa_tm1
+    return maybe_stop_gradient(target, stop_target_gradients) - qa_tm1
 
 
 def retrace(
@@ -604,7 +599,7 @@ def retrace(
         q_t, a_t, r_t, discount_t, c_t, pi_t
     )
     qa_tm1 = batched_index(jnp.asarray(q_tm1), jnp.asarray(a_tm1))
-    return _maybe_stop_gradient(target, stop_target_gradients) - qa_tm1
+    return maybe_stop_gradient(target, stop_target_gradients) - qa_tm1
 
 
 def retrace_continuous(
@@ -664,4 +659,4 @@ def retrace_continuous(
     log_rhos = jnp.asarray(log_rhos)
     c_t = jnp.minimum(1.0, jnp.exp(log_rhos)) * _as_vector(lambda_, log_rhos)
     target = multistep.general_off_policy_returns_from_q_and_v(q_t, v_t, r_t, discount_t, c_t)
-    return _maybe_stop_gradient(target, stop_target_gradients) - q_tm1
+    return maybe_stop_gradient(target, stop_target_gradients) - q_tm1

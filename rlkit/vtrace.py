@@ -16,6 +16,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from rlkit.base import maybe_stop_gradient
 from rlkit.errors import RLKitError
 
 __all__ = [
@@ -47,13 +48,6 @@ class VTraceOutput(NamedTuple):
     errors: Array
     pg_advantage: Array
     q_estimate: Array
-
-
-def _maybe_stop_gradient(x: Array, stop: bool | Array) -> Array:
-    """Stops the gradient of ``x`` when ``stop`` is true; ``stop`` may also be a traced bool."""
-    if isinstance(stop, bool):
-        return jax.lax.stop_gradient(x) if stop else x
-    return jax.lax.select(stop, jax.lax.stop_gradient(x), x)
 
 
 def _check_inputs(v_tm1, v_t, r_t, discount_t, rho_tm1, lambda_, sample_mask) -> Array:
