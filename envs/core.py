@@ -265,21 +265,25 @@ def _unknown(env_id: str) -> RLKitError:
     return RLKitError(f"unknown env id {env_id!r}.{hint} Available: {', '.join(registered())}")
 
 
+def _override_params(params: EnvParams, overrides: dict, caller: str) -> EnvParams:
+    """``params`` with ``overrides`` applied; an unknown field raises, naming ``caller``."""
+    if not overrides:
+        return params
+    unknown = set(overrides) - set(params.__dataclass_fields__)
+    if unknown:
+        raise RLKitError(
+            f"{caller}: unknown param(s) {sorted(unknown)}; "
+            f"valid: {sorted(params.__dataclass_fields__)}"
+        )
+    return params.replace(**overrides)
+
+
 def make(env_id: str, **param_overrides) -> tuple[Environment, EnvParams]:
     """Build a registered env. Returns ``(env, params)``; keyword arguments override params fields."""
     if env_id not in _REGISTRY:
         raise _unknown(env_id)
     env = _REGISTRY[env_id]()
-    params = env.default_params
-    if param_overrides:
-        unknown = set(param_overrides) - set(params.__dataclass_fields__)
-        if unknown:
-            raise RLKitError(
-                f"make({env_id!r}): unknown param(s) {sorted(unknown)}; "
-                f"valid: {sorted(params.__dataclass_fields__)}"
-            )
-        params = params.replace(**param_overrides)
-    return env, params
+    return env, _override_params(env.default_params, param_overrides, f"make({env_id!r})")
 
 
 def spec(env_id: str) -> EnvSpec:

@@ -74,6 +74,16 @@ def _seed_to_key(seed: Any) -> jax.Array:
     return jax.random.PRNGKey(int(seed) % 2**32)
 
 
+def _reset_key(env: Any, seed: Any) -> jax.Array:
+    """The key a Gymnasium-side ``reset(seed=...)`` continues from: a new one from ``seed``, else
+    the env's current key, else one drawn from its ``np_random`` (already seeded by ``super()``)."""
+    if seed is not None:
+        return _seed_to_key(seed)
+    if env._key is None:
+        return _seed_to_key(int(env.np_random.integers(2**31)))
+    return env._key
+
+
 def _host(tree: Any) -> Any:
     """Numpy copies of a pytree of device arrays, in one transfer."""
     return jax.tree.map(np.asarray, jax.device_get(tree))
@@ -143,10 +153,7 @@ class RLKitGymEnv(gymnasium.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Starts an episode. Returns ``(obs, info)``."""
         super().reset(seed=seed)
-        if seed is not None:
-            self._key = _seed_to_key(seed)
-        elif self._key is None:
-            self._key = _seed_to_key(int(self.np_random.integers(2**31)))
+        self._key = _reset_key(self, seed)
         self._key, self._state, obs = self._reset_fn(self._key, self.params)
         return np.asarray(obs), {}
 
@@ -257,10 +264,7 @@ class RLKitVectorEnv(gymnasium.vector.VectorEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Resets every sub-env (or those in ``options["reset_mask"]``). Returns ``(obs, {})``."""
         super().reset(seed=seed)
-        if seed is not None:
-            self._key = _seed_to_key(seed)
-        elif self._key is None:
-            self._key = _seed_to_key(int(self.np_random.integers(2**31)))
+        self._key = _reset_key(self, seed)
         mask = None if options is None else options.get("reset_mask")
         if mask is None or self._state is None:
             mask = np.ones((self.num_envs,), np.bool_)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from envs.core import Environment, EnvParams, Space, make
+from envs.core import Environment, EnvParams, Space, _override_params, make
 from rlkit.base import tree_select
 from rlkit.errors import RLKitError
 
@@ -568,15 +568,7 @@ def make_vec(
         env, params = make(env_id_or_env, **param_overrides)
     elif isinstance(env_id_or_env, Environment):
         env = env_id_or_env
-        params = env.default_params
-        if param_overrides:
-            unknown = set(param_overrides) - set(params.__dataclass_fields__)
-            if unknown:
-                raise RLKitError(
-                    f"make_vec: unknown param(s) {sorted(unknown)}; "
-                    f"valid: {sorted(params.__dataclass_fields__)}"
-                )
-            params = params.replace(**param_overrides)
+        params = _override_params(env.default_params, param_overrides, "make_vec")
     else:
         raise RLKitError(
             "make_vec: env_id_or_env must be an env id or an envs.Environment, "
