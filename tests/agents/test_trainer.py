@@ -118,8 +118,9 @@ def test_run_directory_contents(tmp_path):
     assert [f for f in files if f.startswith("checkpoint-")] == ["checkpoint-2048.msgpack"]
 
 
-def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
-    code, full = _run(tmp_path, "full")
+def _full_and_resumed(tmp_path, monkeypatch, *extra):
+    """An uninterrupted run, and the same run killed after its 1024-step checkpoint and resumed."""
+    code, full = _run(tmp_path, "full", *extra)
     assert code == 0
 
     original = trainer_lib._checkpoint
@@ -130,12 +131,17 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(trainer_lib, "_checkpoint", kill_after_first)
-    code, part = _run(tmp_path, "part")
+    code, part = _run(tmp_path, "part", *extra)
     assert code == 130
     assert json.load(open(os.path.join(part, "checkpoint.json")))["env_steps"] == 1024
     monkeypatch.setattr(trainer_lib, "_checkpoint", original)
 
     assert train_script.main(["--resume", part, "--quiet"]) == 0
+    return full, part
+
+
+def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
+    full, part = _full_and_resumed(tmp_path, monkeypatch)
     pa, _ = agents.load_policy(full)
     pb, _ = agents.load_policy(part)
     np.testing.assert_array_equal(np.asarray(pa.params["w"]), np.asarray(pb.params["w"]))
@@ -309,21 +315,9 @@ def test_no_evaluations_means_no_best_policy(tmp_path):
 
 
 def test_resume_keeps_the_best_policy(tmp_path, monkeypatch):
-    extra = ("--eval-every", "256", "--eval-every-episodes", "2")
-    code, full = _run(tmp_path, "full", *extra)
-    assert code == 0
-    original = trainer_lib._checkpoint
-
-    def kill_after_first(built, out, rs, done_updates, env_steps):
-        original(built, out, rs, done_updates, env_steps)
-        if env_steps == 1024:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer_lib, "_checkpoint", kill_after_first)
-    code, part = _run(tmp_path, "part", *extra)
-    assert code == 130
-    monkeypatch.setattr(trainer_lib, "_checkpoint", original)
-    assert train_script.main(["--resume", part, "--quiet"]) == 0
+    full, part = _full_and_resumed(
+        tmp_path, monkeypatch, "--eval-every", "256", "--eval-every-episodes", "2"
+    )
     assert json.load(open(os.path.join(full, "best_policy.json"))) == json.load(
         open(os.path.join(part, "best_policy.json"))
     )
