@@ -40,6 +40,7 @@ __all__ = [
     "save_policy_params",
     "load_policy_params",
     "read_best_meta",
+    "resolve_policy_choice",
     "load_run_policy",
 ]
 
@@ -200,6 +201,14 @@ def load_policy_params(run_dir: str, template: Any, filename: str = POLICY_FILE)
     return _restore(data, template, f"policy {path}")
 
 
+def resolve_policy_choice(run_dir: str, final_policy: str) -> str:
+    """A run's ``--final-policy`` as a file choice: ``"best"`` only if the run saved a best policy
+    (runs without evaluations during training, such as host-env runs, have only the last)."""
+    if final_policy == "best" and not os.path.exists(os.path.join(run_dir, BEST_POLICY_FILE)):
+        return "last"
+    return final_policy
+
+
 def load_run_policy(run_dir: str, which: str | None = None):
     """Rebuild the ``Policy`` of a run directory (all runs/seeds, stacked).
 
@@ -213,13 +222,11 @@ def load_run_policy(run_dir: str, which: str | None = None):
     from agents.policy import Policy
     from agents.trainer import build_from_run_config
 
-    if which not in (None, "best", "last"):
-        raise RLKitError(f"which: expected 'best', 'last' or None, got {which!r}")
     cfg = read_run_config(run_dir)
     if which is None:
-        which = cfg.get("run", {}).get("final_policy", "last")
-        if which == "best" and not os.path.exists(os.path.join(run_dir, BEST_POLICY_FILE)):
-            which = "last"
+        which = resolve_policy_choice(run_dir, cfg.get("run", {}).get("final_policy", "last"))
+    elif which not in ("best", "last"):
+        raise RLKitError(f"which: expected 'best', 'last' or None, got {which!r}")
     filename = BEST_POLICY_FILE if which == "best" else POLICY_FILE
     if not os.path.exists(os.path.join(run_dir, filename)):
         raise RLKitError(f"run dir {run_dir!r} holds no {filename} (training not finished?)")

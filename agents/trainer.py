@@ -437,18 +437,18 @@ class _BestTracker:
     written to ``best_policy.msgpack`` with ``best_policy.json`` at every checkpoint.
     """
 
-    def __init__(self, built: BuiltRun, num_runs: int, every: int):
+    def __init__(self, built: BuiltRun, every: int):
         from agents.evaluation import _jax_program
 
         agent, config = built.agent, built.config_for_policy()
-        self.built, self.num_runs = built, num_runs
+        self.built = built
         self.episodes = built.args.eval_every_episodes
         self.every = every
         self._program = _jax_program.__wrapped__(
             lambda p, obs, key, det: agent.policy(config, p, obs, key, det), built.args.env, True
         )
-        self.best_return = np.full(num_runs, -np.inf)
-        self.best_step = np.full(num_runs, -1, np.int64)
+        self.best_return = np.full(built.num_runs, -np.inf)
+        self.best_step = np.full(built.num_runs, -1, np.int64)
         self.best_params = None
 
     def restore(self, out: str) -> None:
@@ -531,7 +531,7 @@ def _train_compiled(built: BuiltRun, out: str, t_start: float) -> dict:
         done_updates = int(meta["update_step"])
         logger.truncate_after(done_updates * steps_per_update)
         _say(args, f"resumed {out} at {done_updates * steps_per_update} env steps")
-    tracker = _BestTracker(built, R, eval_every) if eval_every > 0 else None
+    tracker = _BestTracker(built, eval_every) if eval_every > 0 else None
     if tracker is not None and args.resume:
         tracker.restore(out)
 
@@ -684,11 +684,9 @@ def _final_eval(built: BuiltRun, out: str) -> dict | None:
     if not _gymnasium_has(args.env):
         _say(args, f"skipping final evaluation: {args.env!r} is not a Gymnasium id")
         return None
-    from agents.checkpoint import BEST_POLICY_FILE
+    from agents.checkpoint import resolve_policy_choice
 
-    which = args.final_policy
-    if which == "best" and not os.path.exists(os.path.join(out, BEST_POLICY_FILE)):
-        which = "last"
+    which = resolve_policy_choice(out, args.final_policy)
     policy = load_run_policy(out, which)
     t0 = time.perf_counter()
     result = evaluate(policy, args.env, episodes=args.eval_episodes, backend="gymnasium",
