@@ -109,15 +109,9 @@ def fused_split(key: chex.PRNGKey, num: int = 2) -> chex.PRNGKey:
     Returns:
       ``num`` keys, of the same kind as ``key``: equal to ``jax.random.split(key, num)``.
     """
-    words = _threefry_words(key)
-    if words is None:
+    if _threefry_words(key) is None:
         return jax.random.split(key, num)
-    counter = jnp.arange(num, dtype=jnp.uint32)
-    b0, b1 = _threefry2x32(words[0], words[1], jnp.zeros_like(counter), counter)
-    data = jnp.stack([b0, b1], axis=-1)
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(key))
-    return data
+    return _split_at(key, num, jnp.arange(num, dtype=jnp.uint32))
 
 
 def fused_uniform(
@@ -508,7 +502,8 @@ class VecEnv(Wrapper):
 
 
 def _split_at(key: chex.PRNGKey, num: int, index: chex.Array) -> chex.PRNGKey:
-    """``jax.random.split(key, num)[index]`` for an int array ``index``, hashing only those keys."""
+    """``jax.random.split(key, num)[index]`` for an int array ``index``, hashing only those keys
+    (``fused_split`` is this for every index)."""
     words = _threefry_words(key)
     if words is None:
         return jax.random.split(key, num)[index]
