@@ -46,6 +46,8 @@ __all__ = [
     "vmap_runs",
     "run_devices",
     "cpu_devices_flag",
+    "ONCE_COMPILER_OPTIONS",
+    "compile_once",
 ]
 
 
@@ -84,6 +86,22 @@ def cpu_devices_flag(xla_flags: str | None = None) -> str:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return f"{flags} --xla_force_host_platform_device_count={max(1, cores)}".strip()
+
+
+#: XLA compiler options for a program that runs once per training run (its init): no LLVM
+#: optimisation of the generated code. Such a program runs in microseconds either way, and the
+#: skipped optimisation is about half its compile time (PPO's CartPole init: 0.75 s against 1.5 s).
+ONCE_COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 0}
+
+
+def compile_once(fn: Callable, *args: Any) -> Callable:
+    """``jax.jit(fn)`` compiled for ``args`` with ``ONCE_COMPILER_OPTIONS``.
+
+    For programs that run once, such as a run's ``init_runner``: they compile in about half the
+    time and run a little slower, which costs nothing when they run once. The result accepts
+    arguments of the same shapes, dtypes and shardings as ``args``.
+    """
+    return jax.jit(fn).lower(*args).compile(ONCE_COMPILER_OPTIONS)
 
 
 def run_devices(num_runs: int) -> list:
@@ -256,7 +274,7 @@ class HostRunnerState(NamedTuple):
 def host_init(agent: Agent, henv, config, key: chex.PRNGKey, seed: int) -> HostRunnerState:
     key, k_agent = jax.random.split(key)
     obs = henv.reset(seed=seed)
-    agent_state = jax.jit(lambda k: agent.init(config, k))(k_agent)  # one compile, not one per op
+    agent_state = compile_once(lambda k: agent.init(config, k), k_agent)(k_agent)
     return HostRunnerState(agent_state, obs, key, 0)
 
 

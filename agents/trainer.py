@@ -521,7 +521,7 @@ def _train_compiled(built: BuiltRun, out: str, t_start: float) -> dict:
         return jax.jit(runner_lib.vmap_runs(chunk, R, in_axes=(cfg_axis, 0)), donate_argnums=1)
 
     keys = jax.random.split(jax.random.PRNGKey(args.seed), R)
-    rs = jax.jit(init_all)(cfg_arg, keys)
+    rs = runner_lib.compile_once(init_all, cfg_arg, keys)(cfg_arg, keys)
     done_updates = 0
     logger = RunLogger(out, R, resume=bool(args.resume))
     if args.resume:

@@ -31,7 +31,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 import sys  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from agents.runner import cpu_devices_flag, run_devices, vmap_runs  # noqa: E402  (jax not initialised yet)
+from agents.runner import compile_once, cpu_devices_flag, run_devices, vmap_runs  # noqa: E402  (jax not initialised yet)
 
 # One CPU device per core, as scripts/train.py sets up: rlkit's seeds are split over them when
 # their number is a multiple of the device count.
@@ -139,7 +139,7 @@ def _bench_rlkit(num_seeds: int, eval_every: int, max_timesteps: int | None, epi
     iters = max(1, eval_every // config.steps_per_update)
     chunk = make_train_chunk(agent, venv, env_params, iters)
 
-    init = jax.jit(vmap_runs(lambda k: init_runner(agent, venv, env_params, config, k), num_seeds))
+    init = vmap_runs(lambda k: init_runner(agent, venv, env_params, config, k), num_seeds)
     run_chunk = jax.jit(vmap_runs(lambda rs: chunk(config, rs), num_seeds))
     evaluate = jax.jit(
         vmap_runs(
@@ -152,7 +152,7 @@ def _bench_rlkit(num_seeds: int, eval_every: int, max_timesteps: int | None, epi
     )
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
     start = time.perf_counter()
-    rs = jax.block_until_ready(init(keys))
+    rs = jax.block_until_ready(compile_once(init, keys)(keys))  # as train.py compiles it
     run_chunk = run_chunk.lower(rs).compile()
     evaluate = evaluate.lower(rs, keys).compile()
     compile_s = time.perf_counter() - start
@@ -204,8 +204,8 @@ def seed_scaling(num_seeds: int = 8, num_chunks: int = 5) -> dict[str, float]:
     for tag, seeds in (("1", 1), ("n", num_seeds)):
         keys = jax.random.split(jax.random.PRNGKey(0), seeds)
         start = time.perf_counter()
-        init = jax.jit(vmap_runs(lambda k: init_runner(agent, venv, env_params, config, k), seeds))
-        rs = jax.block_until_ready(init(keys))
+        init = vmap_runs(lambda k: init_runner(agent, venv, env_params, config, k), seeds)
+        rs = jax.block_until_ready(compile_once(init, keys)(keys))  # as train.py compiles it
         run_chunk = jax.jit(vmap_runs(lambda r: chunk(config, r), seeds)).lower(rs).compile()
         out[f"compile_{tag}"] = time.perf_counter() - start
         start = time.perf_counter()

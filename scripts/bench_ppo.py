@@ -4,15 +4,21 @@ Settings (PureJaxRL ``ppo.py`` defaults): 4 envs x 128 steps, 500k env steps, 4 
 minibatches, Adam lr 2.5e-4 annealed linearly, gamma 0.99, GAE lambda 0.95, clip 0.2, entropy 0.01,
 value 0.5, grad norm 0.5, separate 64x64 tanh actor and critic. Each is measured for one seed and 8 seeds
 vmapped in one program (rlkit's seeds split over one CPU device per core, as ``scripts/train.py``
-runs them, and also on a single device): compile time (``jit(...).lower(...).compile()``), run time, and env steps
-per second (all seeds together). Runs are cut into jitted chunks as ``scripts/train.py`` does.
+runs them, and also on a single device): compile time (``jit(...).lower(...).compile()`` of the
+init and chunk programs), run time, and env steps per second (all seeds together). Runs are cut
+into jitted chunks as ``scripts/train.py`` does. Each library compiles its init program as it
+does itself: rlkit's trainer with ``agents.runner.compile_once`` (XLA backend optimisation level 0
+for a program that runs once), rejax with a plain ``jax.jit``; the chunk programs compile the
+same way for both.
 
 rejax (``pip install rejax``) runs the same settings where it has them; it differs in two details it
 does not expose: it clips gradients element-wise (``optax.clip``) rather than by global norm, and it
 does not anneal the learning rate. Its periodic evaluation is replaced by a no-op so only training
 is timed. The figures depend on the machine and on its load, so compare the ratios printed at the end.
 
-    python scripts/bench_ppo.py [--seeds 8] [--timesteps 500000] [--skip-rejax]
+Each row runs in its own Python process (``--same-process`` runs them all in this one).
+
+    python scripts/bench_ppo.py [--seeds 8] [--timesteps 500000] [--skip-rejax] [--same-process] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # A long compiled program can stall on a 2-core CPU backend (see FACTS.md); single-threaded Eigen
 # avoids most of it. Must be set before jax initialises its backend.
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
-from agents.runner import cpu_devices_flag, vmap_runs  # noqa: E402  (jax not initialised yet)
+from agents.runner import compile_once, cpu_devices_flag, vmap_runs  # noqa: E402  (jax not initialised yet)
 
 # One CPU device per core, as scripts/train.py sets up: rlkit's vmapped seeds are split over them.
 os.environ["XLA_FLAGS"] = cpu_devices_flag()
@@ -70,6 +76,10 @@ class _Program(NamedTuple):
     chunk: Callable  # state -> (state, metrics or None): ``updates_per_chunk`` updates
     num_chunks: int
     steps_per_chunk: int  # env steps per seed
+    # key(s) -> compiled init, as the library compiles it: rlkit's trainer with
+    # ``agents.runner.compile_once`` (no LLVM optimisation for a program that runs once), rejax
+    # with a plain ``jax.jit``.
+    compile_init: Callable
 
 
 def _chunk_updates(num_updates: int, num_chunks: int) -> int:
@@ -112,7 +122,8 @@ def _rlkit_program(
         num_seeds,
         spread,
     )
-    return _Program(init, step, config.num_updates // per, per * config.steps_per_update)
+    return _Program(init, step, config.num_updates // per, per * config.steps_per_update,
+                    lambda key: compile_once(init, key))
 
 
 def _space(space_or_method):
@@ -154,25 +165,35 @@ def _rejax_program(total_timesteps: int, num_seeds: int, num_chunks: int) -> _Pr
     init, step = _seeded(
         algo.init_state, lambda ts: (algo.train(train_state=ts)[0], None), num_seeds
     )
-    return _Program(init, step, max(1, total_timesteps // chunk_steps), chunk_steps)
+    return _Program(init, step, max(1, total_timesteps // chunk_steps), chunk_steps,
+                    lambda key: jax.jit(init).lower(key).compile())
 
 
-def _time_program(program: _Program, num_seeds: int) -> tuple[float, float, float, int, Any]:
-    """``(compile_s, run_s, run_cpu_s, env_steps_per_seed, last_metrics)`` of a chunked run."""
+def _time_program(
+    program: _Program, num_seeds: int, repeats: int = 1
+) -> tuple[float, float, float, int, Any]:
+    """``(compile_s, run_s, run_cpu_s, env_steps_per_seed, last_metrics)`` of a chunked run.
+
+    The run is timed ``repeats`` times from the same initial state, and the fastest is kept (as
+    ``timeit`` does: the slower repeats measure other load on the machine, not the program).
+    """
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
     key = keys[0] if num_seeds == 1 else keys
     start = time.perf_counter()
-    init = jax.jit(program.init).lower(key).compile()
-    state = jax.block_until_ready(init(key))
-    chunk = jax.jit(program.chunk).lower(state).compile()
+    init = program.compile_init(key)
+    state0 = jax.block_until_ready(init(key))
+    chunk = jax.jit(program.chunk).lower(state0).compile()
     compile_s = time.perf_counter() - start
-    start, start_cpu = time.perf_counter(), time.process_time()
+    best = (float("inf"), float("inf"))
     metrics = None
-    for _ in range(program.num_chunks):
-        state, metrics = chunk(state)
-    jax.block_until_ready(state)
-    run_s, run_cpu_s = time.perf_counter() - start, time.process_time() - start_cpu
-    return compile_s, run_s, run_cpu_s, program.num_chunks * program.steps_per_chunk, metrics
+    for _ in range(repeats):
+        state = state0
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for _ in range(program.num_chunks):
+            state, metrics = chunk(state)
+        jax.block_until_ready(state)
+        best = min(best, (time.perf_counter() - start, time.process_time() - start_cpu))
+    return compile_s, best[0], best[1], program.num_chunks * program.steps_per_chunk, metrics
 
 
 def _final_return(metrics: dict) -> float:
@@ -181,11 +202,51 @@ def _final_return(metrics: dict) -> float:
     return float(jnp.mean(jnp.sum(ret, -1) / jnp.maximum(jnp.sum(cnt, -1), 1.0)))
 
 
+def _measure_row(
+    name: str, total_timesteps: int, num_seeds: int, num_chunks: int, repeats: int = 1
+) -> dict[str, float]:
+    """One row of the table, measured in this process. ``name`` is ``{lib}_{seeds}[_onedevice]``."""
+    lib, seeds = name.split("_")[0], int(name.split("_")[1])
+    if lib == "rlkit":
+        program = _rlkit_program(total_timesteps, seeds, num_chunks,
+                                 spread=not name.endswith("onedevice"))
+    else:
+        program = _rejax_program(total_timesteps, seeds, num_chunks)
+    compile_s, run_s, run_cpu_s, steps, metrics = _time_program(program, seeds, repeats)
+    return {
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "run_cpu_s": run_cpu_s,
+        "env_steps": float(steps),
+        "steps_per_s": seeds * steps / run_s,
+        "num_chunks": float(program.num_chunks),
+        "final_return": _final_return(metrics) if lib == "rlkit" else float("nan"),
+    }
+
+
+def _row_in_subprocess(
+    name: str, total_timesteps: int, num_seeds: int, num_chunks: int, repeats: int = 1
+) -> dict[str, float]:
+    """``_measure_row`` in a fresh Python process, so that no row compiles with the caches and
+    start-up work of the rows before it (the first program JAX compiles in a process takes a few
+    tenths of a second longer than the same program compiled later)."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, os.path.abspath(__file__), "--row", name, "--seeds", str(num_seeds),
+           "--timesteps", str(total_timesteps), "--chunks", str(num_chunks),
+           "--repeats", str(repeats)]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def benchmark_ppo(
     total_timesteps: int = 500_000,
     num_seeds: int = 8,
     include_rejax: bool = True,
     num_chunks: int = 16,
+    isolate: bool = True,
+    repeats: int = 3,
 ) -> dict[str, dict[str, float]]:
     """Compile time, run time and env steps/s of rlkit PPO (and rejax PPO) on CartPole-v1.
 
@@ -198,6 +259,9 @@ def benchmark_ppo(
       num_seeds: seeds of the vmapped program.
       include_rejax: also time rejax's PPO if it can be imported.
       num_chunks: jitted chunks per run (1: the whole run as one program).
+      isolate: measure each row in its own Python process (the default), so every library
+        compiles from the same cold start; False measures all rows in this process, in order.
+      repeats: times each run is repeated from its initial state; the fastest is reported.
 
     Returns:
       ``{name: {"compile_s", "run_s", "run_cpu_s", "steps_per_s", "env_steps", "final_return"}}``
@@ -216,31 +280,21 @@ def benchmark_ppo(
             libraries.append(("rejax", _rejax_program))
         except ImportError as e:
             print(f"rejax not importable ({e}); skipping the comparison (pip install rejax)")
-    runs: list[tuple[str, Callable, int]] = []
-    for lib, make_program in libraries:
-        runs += [(f"{lib}_1", make_program, 1), (f"{lib}_{num_seeds}", make_program, num_seeds)]
+    names = [f"{lib}_{seeds}" for lib, _ in libraries for seeds in (1, num_seeds)]
     if len(jax.local_devices()) > 1:
         # rlkit's seeds on a single device too (plain jax.vmap), for the record.
-        runs.insert(2, (f"rlkit_{num_seeds}_onedevice",
-                        lambda t, s, c: _rlkit_program(t, s, c, spread=False), num_seeds))
-    for name, make_program, seeds in runs:
-        lib = name.split("_")[0]
-        program = make_program(total_timesteps, seeds, num_chunks)
-        compile_s, run_s, run_cpu_s, steps, metrics = _time_program(program, seeds)
-        row = {
-            "compile_s": compile_s,
-            "run_s": run_s,
-            "run_cpu_s": run_cpu_s,
-            "env_steps": float(steps),
-            "steps_per_s": seeds * steps / run_s,
-            "final_return": _final_return(metrics) if lib == "rlkit" else float("nan"),
-        }
+        names.insert(2, f"rlkit_{num_seeds}_onedevice")
+    for name in names:
+        if isolate:
+            row = _row_in_subprocess(name, total_timesteps, num_seeds, num_chunks, repeats)
+        else:
+            row = _measure_row(name, total_timesteps, num_seeds, num_chunks, repeats)
         results[name] = row
         print(
-            f"{name:18s} compile {compile_s:6.2f} s  run {run_s:6.2f} s "
-            f"(cpu {run_cpu_s:6.2f} s)  "
-            f"{row['steps_per_s']:>10,.0f} steps/s  ({steps:,} steps per seed, "
-            f"{program.num_chunks} chunks)  final return {row['final_return']:.1f}",
+            f"{name:18s} compile {row['compile_s']:6.2f} s  run {row['run_s']:6.2f} s "
+            f"(cpu {row['run_cpu_s']:6.2f} s)  "
+            f"{row['steps_per_s']:>10,.0f} steps/s  ({int(row['env_steps']):,} steps per seed, "
+            f"{int(row['num_chunks'])} chunks)  final return {row['final_return']:.1f}",
             flush=True,
         )
     for name in (f"rlkit_{num_seeds}", f"rlkit_{num_seeds}_onedevice", f"rejax_{num_seeds}"):
@@ -271,8 +325,20 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=500_000, help="env steps per seed")
     parser.add_argument("--skip-rejax", action="store_true", help="do not time rejax")
     parser.add_argument("--chunks", type=int, default=16, help="jitted chunks per run")
+    parser.add_argument("--same-process", action="store_true",
+                        help="measure every row in this process instead of one process per row")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="times each run is repeated; the fastest is reported")
+    parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: one row, printed as JSON
     args = parser.parse_args()
-    benchmark_ppo(args.timesteps, args.seeds, not args.skip_rejax, args.chunks)
+    if args.row:
+        import json
+
+        row = _measure_row(args.row, args.timesteps, args.seeds, args.chunks, args.repeats)
+        print(json.dumps(row))
+        return
+    benchmark_ppo(args.timesteps, args.seeds, not args.skip_rejax, args.chunks,
+                  isolate=not args.same_process, repeats=args.repeats)
 
 
 if __name__ == "__main__":
