@@ -48,6 +48,8 @@ __all__ = [
     "cpu_devices_flag",
     "ONCE_COMPILER_OPTIONS",
     "compile_once",
+    "compile_init_and_chunk",
+    "runs_sharding",
 ]
 
 
@@ -102,6 +104,72 @@ def compile_once(fn: Callable, *args: Any) -> Callable:
     arguments of the same shapes, dtypes and shardings as ``args``.
     """
     return jax.jit(fn).lower(*args).compile(ONCE_COMPILER_OPTIONS)
+
+
+def compile_init_and_chunk(
+    init: Callable,
+    init_args: tuple,
+    chunk: Callable,
+    chunk_args: Callable[[Any], tuple],
+    num_runs: int | None = None,
+) -> tuple[Callable, Callable]:
+    """Compiles a run's init program and its training-chunk program at the same time.
+
+    The init is lowered first and compiled with ``ONCE_COMPILER_OPTIONS`` in a second thread,
+    while this thread lowers and compiles the chunk for the init's output shapes (XLA releases
+    the GIL while it compiles, so on a machine with two or more cores the two overlap; PPO on
+    CartPole: 2.25 s instead of 2.63 s on 2 cores). Nothing runs; call the results.
+
+    Args:
+      init: ``init(*init_args) -> state``.
+      init_args: arrays (or ``jax.ShapeDtypeStruct``) to compile ``init`` for.
+      chunk: the chunk function, jitted (``jax.jit(..., donate_argnums=...)``) or plain.
+      chunk_args: maps the init's output, as ``jax.ShapeDtypeStruct`` leaves, to the chunk's
+        arguments.
+      num_runs: when ``init`` is mapped with ``vmap_runs(..., num_runs)``, its output's sharding
+        over devices is ``runs_sharding(num_runs)``, and the chunk is compiled for it.
+
+    Returns:
+      ``(compiled_init, compiled_chunk)``.
+    """
+    import threading
+
+    lowered_init = jax.jit(init).lower(*init_args)
+    result: dict[str, Any] = {}
+
+    def compile_init():
+        try:
+            result["init"] = lowered_init.compile(ONCE_COMPILER_OPTIONS)
+        except BaseException as e:  # re-raised in the calling thread
+            result["error"] = e
+
+    thread = threading.Thread(target=compile_init, name="rlkit-compile-init", daemon=True)
+    thread.start()
+    try:
+        state = lowered_init.out_info
+        sharding = None if num_runs is None else runs_sharding(num_runs)
+        if sharding is not None:
+            state = jax.tree.map(
+                lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), state
+            )
+        jitted = chunk if hasattr(chunk, "lower") else jax.jit(chunk)
+        compiled_chunk = jitted.lower(*chunk_args(state)).compile()
+    finally:
+        thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["init"], compiled_chunk
+
+
+def runs_sharding(num_runs: int):
+    """How ``vmap_runs(fn, num_runs)`` places its outputs: split along the leading runs axis over
+    ``run_devices(num_runs)`` when there are several, else None (the default device)."""
+    devices = run_devices(num_runs)
+    if len(devices) == 1:
+        return None
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
 
 
 def run_devices(num_runs: int) -> list:

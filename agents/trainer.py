@@ -521,7 +521,12 @@ def _train_compiled(built: BuiltRun, out: str, t_start: float) -> dict:
         return jax.jit(runner_lib.vmap_runs(chunk, R, in_axes=(cfg_axis, 0)), donate_argnums=1)
 
     keys = jax.random.split(jax.random.PRNGKey(args.seed), R)
-    rs = runner_lib.compile_once(init_all, cfg_arg, keys)(cfg_arg, keys)
+    t0 = time.perf_counter()
+    compiled_init, compiled = runner_lib.compile_init_and_chunk(
+        init_all, (cfg_arg, keys), chunk_fn(per_chunk), lambda state: (cfg_arg, state), R
+    )
+    compile_s = time.perf_counter() - t0
+    rs = compiled_init(cfg_arg, keys)
     done_updates = 0
     logger = RunLogger(out, R, resume=bool(args.resume))
     if args.resume:
@@ -535,9 +540,6 @@ def _train_compiled(built: BuiltRun, out: str, t_start: float) -> dict:
     if tracker is not None and args.resume:
         tracker.restore(out)
 
-    t0 = time.perf_counter()
-    compiled = chunk_fn(per_chunk).lower(cfg_arg, rs).compile()
-    compile_s = time.perf_counter() - t0
     _say(args, f"[{args.agent} on {args.env}] {R} run(s), compiled in {compile_s:.2f} s "
          f"({per_chunk} updates x {steps_per_update} steps per chunk)")
     compiled_chunks = {per_chunk: compiled}

@@ -6,10 +6,10 @@ value 0.5, grad norm 0.5, separate 64x64 tanh actor and critic. Each is measured
 vmapped in one program (rlkit's seeds split over one CPU device per core, as ``scripts/train.py``
 runs them, and also on a single device): compile time (``jit(...).lower(...).compile()`` of the
 init and chunk programs), run time, and env steps per second (all seeds together). Runs are cut
-into jitted chunks as ``scripts/train.py`` does. Each library compiles its init program as it
-does itself: rlkit's trainer with ``agents.runner.compile_once`` (XLA backend optimisation level 0
-for a program that runs once), rejax with a plain ``jax.jit``; the chunk programs compile the
-same way for both.
+into jitted chunks as ``scripts/train.py`` does. Each library compiles as it does itself: rlkit
+as its trainer does, with ``agents.runner.compile_init_and_chunk`` (the init program, which runs
+once, at XLA backend optimisation level 0, in a second thread while the chunk compiles); rejax
+with ``jax.jit``, init then chunk. Both chunk programs are compiled with XLA's defaults.
 
 rejax (``pip install rejax``) runs the same settings where it has them; it differs in two details it
 does not expose: it clips gradients element-wise (``optax.clip``) rather than by global norm, and it
@@ -31,7 +31,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # A long compiled program can stall on a 2-core CPU backend (see FACTS.md); single-threaded Eigen
 # avoids most of it. Must be set before jax initialises its backend.
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
-from agents.runner import compile_once, cpu_devices_flag, vmap_runs  # noqa: E402  (jax not initialised yet)
+from agents.runner import (  # noqa: E402  (jax not initialised yet)
+    compile_init_and_chunk,
+    cpu_devices_flag,
+    vmap_runs,
+)
 
 # One CPU device per core, as scripts/train.py sets up: rlkit's vmapped seeds are split over them.
 os.environ["XLA_FLAGS"] = cpu_devices_flag()
@@ -76,10 +80,11 @@ class _Program(NamedTuple):
     chunk: Callable  # state -> (state, metrics or None): ``updates_per_chunk`` updates
     num_chunks: int
     steps_per_chunk: int  # env steps per seed
-    # key(s) -> compiled init, as the library compiles it: rlkit's trainer with
-    # ``agents.runner.compile_once`` (no LLVM optimisation for a program that runs once), rejax
-    # with a plain ``jax.jit``.
-    compile_init: Callable
+    # key(s) -> (compiled init, compiled chunk), as the library compiles them: rlkit as its
+    # trainer does (``agents.runner.compile_init_and_chunk``: the init without LLVM optimisation,
+    # since it runs once, compiled in a second thread while the chunk compiles), rejax with
+    # ``jax.jit``, one after the other.
+    compile: Callable
 
 
 def _chunk_updates(num_updates: int, num_chunks: int) -> int:
@@ -122,8 +127,13 @@ def _rlkit_program(
         num_seeds,
         spread,
     )
+    runs = num_seeds if (spread and num_seeds > 1) else None  # outputs split over devices
+
+    def compile_both(key):
+        return compile_init_and_chunk(init, (key,), step, lambda state: (state,), runs)
+
     return _Program(init, step, config.num_updates // per, per * config.steps_per_update,
-                    lambda key: compile_once(init, key))
+                    compile_both)
 
 
 def _space(space_or_method):
@@ -165,8 +175,12 @@ def _rejax_program(total_timesteps: int, num_seeds: int, num_chunks: int) -> _Pr
     init, step = _seeded(
         algo.init_state, lambda ts: (algo.train(train_state=ts)[0], None), num_seeds
     )
+    def compile_both(key):
+        init_c = jax.jit(init).lower(key).compile()
+        return init_c, jax.jit(step).lower(init_c(key)).compile()
+
     return _Program(init, step, max(1, total_timesteps // chunk_steps), chunk_steps,
-                    lambda key: jax.jit(init).lower(key).compile())
+                    compile_both)
 
 
 def _time_program(
@@ -180,9 +194,8 @@ def _time_program(
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
     key = keys[0] if num_seeds == 1 else keys
     start = time.perf_counter()
-    init = program.compile_init(key)
+    init, chunk = program.compile(key)
     state0 = jax.block_until_ready(init(key))
-    chunk = jax.jit(program.chunk).lower(state0).compile()
     compile_s = time.perf_counter() - start
     best = (float("inf"), float("inf"))
     metrics = None

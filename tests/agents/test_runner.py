@@ -43,3 +43,40 @@ def test_once_options_are_a_valid_xla_option_set():
     assert ONCE_COMPILER_OPTIONS == {"xla_backend_optimization_level": 0}
     f = compile_once(lambda x: x * 2.0 + 1.0, np.ones(3, np.float32))
     np.testing.assert_array_equal(np.asarray(f(np.ones(3, np.float32))), [3.0, 3.0, 3.0])
+
+
+def test_compile_init_and_chunk_runs_what_jit_runs():
+    from agents.runner import compile_init_and_chunk, make_train_chunk
+
+    venv, env_params = make_vec("CartPole-v1", 4)
+    agent = PPO(venv.observation_space(env_params), venv.action_space(env_params))
+    config = PPO.default_config("CartPole-v1", total_timesteps=2048, num_envs=4, rollout_length=32)
+    chunk = make_train_chunk(agent, venv, env_params, 2)
+
+    def init(key):
+        return init_runner(agent, venv, env_params, config, key)
+
+    key = jax.random.PRNGKey(5)
+    init_c, chunk_c = compile_init_and_chunk(
+        init, (key,), lambda c, rs: chunk(c, rs), lambda state: (config, state)
+    )
+    got, got_metrics = chunk_c(config, init_c(key))
+    want, want_metrics = jax.jit(chunk)(config, jax.jit(init)(key))
+    assert int(got.update_step) == int(want.update_step) == 2
+    np.testing.assert_array_equal(np.asarray(got.obs), np.asarray(want.obs))  # same env steps
+    for g, w in zip(jax.tree.leaves(got.agent_state.params), jax.tree.leaves(want.agent_state.params)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(got_metrics["episode_count"]), np.asarray(want_metrics["episode_count"])
+    )
+
+
+def test_compile_init_and_chunk_reraises_an_init_compile_error(monkeypatch):
+    # The init compiles in a second thread; its failure must surface in the caller.
+    import agents.runner as runner
+
+    monkeypatch.setattr(runner, "ONCE_COMPILER_OPTIONS", {"xla_no_such_option_for_rlkit": 1})
+    with pytest.raises(Exception, match="xla_no_such_option_for_rlkit"):
+        runner.compile_init_and_chunk(
+            lambda x: x + 1.0, (np.ones(2, np.float32),), lambda s: s * 2.0, lambda s: (s,)
+        )
