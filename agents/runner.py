@@ -167,9 +167,16 @@ def runs_sharding(num_runs: int):
     devices = run_devices(num_runs)
     if len(devices) == 1:
         return None
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    from jax.sharding import NamedSharding, PartitionSpec
 
-    return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
+    return NamedSharding(_runs_mesh(devices), PartitionSpec("runs"))
+
+
+def _runs_mesh(devices: list):
+    """The one-axis mesh (axis ``"runs"``) that ``vmap_runs`` splits runs over."""
+    from jax.sharding import Mesh
+
+    return Mesh(np.asarray(devices), ("runs",))
 
 
 def run_devices(num_runs: int) -> list:
@@ -205,9 +212,9 @@ def vmap_runs(fn: Callable, num_runs: int, in_axes: Any = 0) -> Callable:
     devices = run_devices(num_runs)
     if len(devices) == 1:
         return mapped
-    from jax.sharding import Mesh, PartitionSpec
+    from jax.sharding import PartitionSpec
 
-    mesh = Mesh(np.asarray(devices), ("runs",))
+    mesh = _runs_mesh(devices)
 
     def spec(axis):
         if axis is None:

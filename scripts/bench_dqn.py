@@ -152,7 +152,7 @@ def _bench_rlkit(num_seeds: int, eval_every: int, max_timesteps: int | None, epi
     )
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
     start = time.perf_counter()
-    rs = jax.block_until_ready(compile_once(init, keys)(keys))  # as train.py compiles it
+    rs = jax.block_until_ready(compile_once(init, keys)(keys))  # the trainer's options for an init
     run_chunk = run_chunk.lower(rs).compile()
     evaluate = evaluate.lower(rs, keys).compile()
     compile_s = time.perf_counter() - start
@@ -205,7 +205,7 @@ def seed_scaling(num_seeds: int = 8, num_chunks: int = 5) -> dict[str, float]:
         keys = jax.random.split(jax.random.PRNGKey(0), seeds)
         start = time.perf_counter()
         init = vmap_runs(lambda k: init_runner(agent, venv, env_params, config, k), seeds)
-        rs = jax.block_until_ready(compile_once(init, keys)(keys))  # as train.py compiles it
+        rs = jax.block_until_ready(compile_once(init, keys)(keys))  # the trainer's options for an init
         run_chunk = jax.jit(vmap_runs(lambda r: chunk(config, r), seeds)).lower(rs).compile()
         out[f"compile_{tag}"] = time.perf_counter() - start
         start = time.perf_counter()

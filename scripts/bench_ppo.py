@@ -175,6 +175,7 @@ def _rejax_program(total_timesteps: int, num_seeds: int, num_chunks: int) -> _Pr
     init, step = _seeded(
         algo.init_state, lambda ts: (algo.train(train_state=ts)[0], None), num_seeds
     )
+
     def compile_both(key):
         init_c = jax.jit(init).lower(key).compile()
         return init_c, jax.jit(step).lower(init_c(key)).compile()
