@@ -146,7 +146,8 @@ def _rejax_program(total_timesteps: int, num_seeds: int, num_chunks: int) -> _Pr
 
     from scripts.bench_peers import FiveTupleStep
 
-    steps_per_update = 4 * 128
+    ppo = PUREJAXRL_SETTINGS
+    steps_per_update = ppo["num_envs"] * ppo["rollout_length"]
     per = _chunk_updates(max(1, total_timesteps // steps_per_update), num_chunks)
     chunk_steps = per * steps_per_update
     env, env_params = gymnax.make("CartPole-v1")
@@ -158,18 +159,11 @@ def _rejax_program(total_timesteps: int, num_seeds: int, num_chunks: int) -> _Pr
         total_timesteps=chunk_steps,
         eval_freq=chunk_steps,
         skip_initial_evaluation=True,
-        num_envs=4,
-        num_steps=128,
-        num_epochs=4,
-        num_minibatches=4,
-        learning_rate=2.5e-4,
-        max_grad_norm=0.5,
-        gamma=0.99,
-        gae_lambda=0.95,
-        clip_eps=0.2,
-        ent_coef=0.01,
-        vf_coef=0.5,
-        agent_kwargs={"activation": "tanh", "hidden_layer_sizes": (64, 64)},
+        num_envs=ppo["num_envs"],
+        num_steps=ppo["rollout_length"],
+        **{k: ppo[k] for k in ("num_epochs", "num_minibatches", "learning_rate", "max_grad_norm",
+                               "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef")},
+        agent_kwargs={"activation": ppo["activation"], "hidden_layer_sizes": ppo["hidden"]},
     )
     algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))
     init, step = _seeded(
