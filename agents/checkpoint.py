@@ -228,8 +228,6 @@ def load_run_policy(run_dir: str, which: str | None = None):
     elif which not in ("best", "last"):
         raise RLKitError(f"which: expected 'best', 'last' or None, got {which!r}")
     filename = BEST_POLICY_FILE if which == "best" else POLICY_FILE
-    if not os.path.exists(os.path.join(run_dir, filename)):
-        raise RLKitError(f"run dir {run_dir!r} holds no {filename} (training not finished?)")
     built = build_from_run_config(cfg)
     params = load_policy_params(run_dir, built.policy_params_template(), filename)
     agent, config = built.agent, built.config_for_policy()
