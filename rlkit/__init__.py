@@ -21,12 +21,10 @@ _MODULES = (
     "exploration",
     "pop_art",
     "moving_averages",
-    "normalize",
+    "running_statistics",
     "replay",
 )
 
-# Import every submodule first: importing ``rlkit.normalize`` binds the module to the package
-# attribute ``normalize``, which must then be replaced by rlax's Pop-Art ``normalize`` function.
 _modules = [_importlib.import_module(f"rlkit.{_name}") for _name in _MODULES]
 
 __all__: list = []

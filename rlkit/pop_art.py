@@ -21,9 +21,8 @@ Names and semantics follow rlax 0.1.9 (`rlax.popart`, `rlax.art`, `rlax.pop`, `r
 with Haiku's keys `"w"` [H, O] and `"b"` [O]; `pop` also accepts Flax's `"kernel"` / `"bias"`
 and returns the keys it was given.
 
-Call these as `rlkit.pop_art.normalize` / `rlkit.pop_art.unnormalize`: the flat name
-`rlkit.normalize` is also the name of the running mean / variance module (`rlkit/normalize.py`,
-whose functions carry `running_stats_*` names), and the module wins.
+`rlkit.normalize` is this Pop-Art function, as in rlax. The running mean / variance of
+observations lives in `rlkit.running_statistics` (functions named `running_stats_*`).
 """
 
 from collections.abc import Callable, Mapping, Sequence

@@ -1,6 +1,5 @@
-"""Tests for rlkit/normalize.py: running statistics, merging, cross-device sums, reward scaling."""
+"""Tests for rlkit/running_statistics.py: running statistics, merging, cross-device sums, reward scaling."""
 
-import importlib
 
 import chex
 import jax
@@ -10,8 +9,7 @@ import pytest
 
 from rlkit.errors import RLKitError
 
-# `rlkit.normalize` in the flat namespace is rlax's PopArt function; import the module itself.
-nz = importlib.import_module("rlkit.normalize")
+from rlkit import running_statistics as nz
 
 
 def _stats_close(a, b, rtol=1e-5, atol=1e-6):
