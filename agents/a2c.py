@@ -4,7 +4,7 @@
 https://arxiv.org/abs/1602.01783, in its synchronous form (one learner, ``num_envs`` parallel envs),
 as in OpenAI Baselines and Stable-Baselines3.
 
-It shares everything but the update with PPO (``agents.ppo.ActorCriticAgent``): the network, the
+It shares everything but the update with PPO (the base ``agents.actor_critic.ActorCriticAgent``): the network, the
 policy head, observation/reward normalisation and the advantage batch. One ``update`` takes a short
 rollout ``[T, N]`` (``rollout_length`` around 5) and makes one gradient step on all of it:
 
@@ -25,8 +25,8 @@ from typing import Any, ClassVar, Literal
 import chex
 from flax import struct
 
-from agents.base import Transition, static_field
-from agents.ppo import ActorCriticAgent, ActorCriticConfig, ActorCriticState
+from agents.actor_critic import ActorCriticAgent, ActorCriticConfig, ActorCriticState
+from agents.base import Transition, hyperparameter, static_field
 from agents.registry import register_agent
 
 __all__ = ["A2C", "A2CConfig"]
@@ -36,21 +36,21 @@ __all__ = ["A2C", "A2CConfig"]
 class A2CConfig(ActorCriticConfig):
     """A2C hyperparameters (Stable-Baselines3's defaults). Traced fields can be vmapped over."""
 
-    total_timesteps: int = static_field(500_000)
+    total_timesteps: int = static_field(500_000, low=1)
     """Env steps to train for, summed over the parallel envs of one seed."""
-    num_envs: int = static_field(8)
+    num_envs: int = static_field(8, low=1)
     """Parallel environments per seed."""
-    rollout_length: int = static_field(5)
+    rollout_length: int = static_field(5, low=1)
     """Env steps each env takes between two updates (the n of the n-step returns)."""
-    learning_rate: float = 7e-4
+    learning_rate: float = hyperparameter(7e-4, low=0.0, low_open=True)
     """Initial optimiser step size."""
     anneal_lr: bool = static_field(False)
     """Anneal the learning rate linearly from learning_rate to 0 over the run."""
     optimizer: Literal["adam", "rmsprop"] = static_field("rmsprop")
     """Optimiser: 'adam' or 'rmsprop' (decay 0.99, as in A2C/A3C)."""
-    gae_lambda: float = 1.0
+    gae_lambda: float = hyperparameter(1.0, low=0.0, high=1.0)
     """GAE lambda: 1 gives the n-step advantage of A2C, below 1 trades variance for bias."""
-    ent_coef: float = 0.0
+    ent_coef: float = hyperparameter(0.0, low=0.0)
     """Weight of the entropy bonus."""
     normalize_advantages: bool = static_field(False)
     """Standardise advantages to zero mean and unit std (over the rollout)."""
@@ -110,13 +110,12 @@ class A2C(ActorCriticAgent):
         self, config: A2CConfig, state: ActorCriticState, rollout: Transition, key: chex.PRNGKey
     ) -> tuple[ActorCriticState, dict]:
         """One gradient step on the whole rollout."""
-        self.check_config(config)
         batch, state, metrics = self.prepare_batch(config, state, rollout)
         params, opt_state, step_metrics = self.gradient_step(
             config, state.params, state.opt_state, batch
         )
         metrics.update(step_metrics)
-        metrics["learning_rate"] = self.learning_rate(config, state.opt_state[-1].count)
+        metrics["learning_rate"] = self.learning_rate(config, state.opt_state)
         return state._replace(params=params, opt_state=opt_state), metrics
 
 

@@ -25,6 +25,8 @@ from typing import Any, ClassVar, NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
+import optax
 from flax import struct
 
 from envs.core import Box, Discrete, Space
@@ -35,15 +37,85 @@ __all__ = [
     "BaseConfig",
     "Agent",
     "static_field",
+    "hyperparameter",
+    "check_field_ranges",
     "stack_configs",
     "config_to_dict",
     "config_from_dict",
+    "learning_rate_schedule",
+    "make_optimizer",
+    "current_learning_rate",
 ]
 
 
-def static_field(default: Any) -> Any:
-    """A config field that is a shape or count: not a pytree leaf, so it is never traced or vmapped."""
-    return struct.field(pytree_node=False, default=default)
+def static_field(default: Any, *, low: float | None = None, high: float | None = None) -> Any:
+    """A config field that is a shape or count: not a pytree leaf, so it is never traced or vmapped.
+
+    ``low`` / ``high`` (inclusive) are checked by ``check_field_ranges`` for numeric fields.
+    """
+    return dataclasses.field(
+        default=default, metadata={"pytree_node": False, "low": low, "high": high}
+    )
+
+
+def hyperparameter(
+    default: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> Any:
+    """A traced config field (a pytree leaf that ``jax.vmap`` can sweep) with an allowed range.
+
+    Args:
+      default: the default value.
+      low: smallest allowed value (None: no bound); with ``low_open`` the bound itself is refused.
+      high: largest allowed value, inclusive (None: no bound).
+      low_open: whether ``low`` is excluded (a learning rate must be > 0, not >= 0).
+
+    Every traced value must also be finite; ``check_field_ranges`` enforces both.
+    """
+    return dataclasses.field(
+        default=default,
+        metadata={"pytree_node": True, "low": low, "high": high, "low_open": low_open},
+    )
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_field_ranges(config: Any, prefix: str = "") -> None:
+    """Raise RLKitError unless every numeric field of ``config`` lies in its declared range.
+
+    Traced fields (pytree leaves) must be finite; fields declared with ``hyperparameter`` or
+    ``static_field`` bounds must lie within them. Integer-typed fields must hold integers.
+    The message names the command-line flag and the expected value.
+    """
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, (bool, np.bool_, str, tuple, type(None))):
+            continue
+        try:
+            array = np.asarray(value)
+        except Exception:
+            continue
+        if array.dtype.kind not in "iuf" or array.size == 0:
+            continue
+        flag = _flag(f.name)
+        if f.type in (int, "int") and not np.all(np.equal(np.mod(array, 1), 0)):
+            raise RLKitError(f"{prefix}{flag}: expected an integer, got {value!r}")
+        if not np.all(np.isfinite(array)):
+            raise RLKitError(f"{prefix}{flag}: expected a finite number, got {value!r}")
+        low, high = f.metadata.get("low"), f.metadata.get("high")
+        low_open = f.metadata.get("low_open", False)
+        if low is not None:
+            bad = np.any(array <= low) if low_open else np.any(array < low)
+            if bad:
+                sign = ">" if low_open else ">="
+                raise RLKitError(f"{prefix}{flag}: expected a value {sign} {low:g}, got {value!r}")
+        if high is not None and np.any(array > high):
+            raise RLKitError(f"{prefix}{flag}: expected a value <= {high:g}, got {value!r}")
 
 
 class Transition(NamedTuple):
@@ -67,12 +139,22 @@ class Transition(NamedTuple):
 class BaseConfig:
     """Fields every agent config has. Subclass with ``@struct.dataclass`` and add the agent's own."""
 
-    total_timesteps: int = static_field(100_000)
+    total_timesteps: int = static_field(100_000, low=1)
     """Env steps to train for, summed over the parallel envs of one seed."""
-    num_envs: int = static_field(4)
-    """Parallel environments per seed."""
-    rollout_length: int = static_field(128)
+    num_envs: int = static_field(4, low=1)
+    """Parallel environments per seed (the one source of truth: the vector env is built with it)."""
+    rollout_length: int = static_field(128, low=1)
     """Env steps each env takes between two calls of ``update``."""
+    cnn: str = static_field("nature")
+    """Image observations [H, W, C]: 'nature' (Nature-DQN convolutions) or 'impala' (residual)."""
+    cnn_channels: tuple[int, ...] = static_field((32, 64, 64))
+    """Image torso: channels per convolution ('nature') or per residual stage ('impala')."""
+    cnn_kernels: tuple[int, ...] = static_field((8, 4, 3))
+    """Image torso ('nature'): kernel size of each convolution."""
+    cnn_strides: tuple[int, ...] = static_field((4, 2, 1))
+    """Image torso ('nature'): stride of each convolution."""
+    cnn_dense: int = static_field(512, low=1)
+    """Image torso: width of the dense layer after the convolutions."""
 
     @property
     def steps_per_update(self) -> int:
@@ -96,11 +178,41 @@ class Agent(abc.ABC):
             raise RLKitError(
                 f"{self.name}: observation_space must be a Box, got {observation_space!r}"
             )
+        if len(observation_space.shape) not in (1, 3):
+            raise RLKitError(
+                f"{self.name}: observation_space must be a vector [D] or an image [H, W, C], "
+                f"got shape {tuple(observation_space.shape)}"
+            )
         self.observation_space = observation_space
         self.action_space = action_space
         self.check_action_space(action_space)
 
     # -- structure --------------------------------------------------------------------------------
+
+    def check_config(self, config: Any) -> None:
+        """Raise RLKitError for a config this agent cannot run with; called once, before tracing.
+
+        The training job (and ``make_train``) call it with each concrete run config (every sweep
+        point), before anything is written or compiled. The base checks the type, every field's
+        declared range (``hyperparameter`` / ``static_field`` bounds; traced values finite) and
+        ``num_envs * rollout_length <= total_timesteps``. Subclasses add their own relations
+        between fields and call ``super().check_config(config)``.
+        """
+        if not isinstance(config, self.Config):
+            raise RLKitError(
+                f"config: expected a {self.Config.__name__} for agent {self.name!r}, "
+                f"got {type(config).__name__}"
+            )
+        check_field_ranges(config)
+        if config.steps_per_update > config.total_timesteps:
+            raise RLKitError(
+                f"--total-timesteps: expected at least num_envs * rollout_length = "
+                f"{config.steps_per_update}, got {config.total_timesteps}"
+            )
+
+    def grad_steps_per_update(self, config: Any) -> int:
+        """Optimiser steps in one ``update`` (the learning-rate schedule steps once per update)."""
+        return 1
 
     def check_action_space(self, action_space: Space) -> None:
         """Raise RLKitError if this agent cannot act in ``action_space``. Default: Discrete only."""
@@ -152,6 +264,53 @@ class Agent(abc.ABC):
 
 
 # --------------------------------------------------------------------------------------------------
+# Optimisation: one learning-rate schedule for every agent
+# --------------------------------------------------------------------------------------------------
+
+
+def learning_rate_schedule(config: Any, grad_steps_per_update: int) -> optax.Schedule:
+    """The step size after ``count`` optimiser steps, for every agent.
+
+    ``config.learning_rate`` when ``config.anneal_lr`` is False; otherwise annealed linearly to 0
+    over the run, constant within one ``update`` (``grad_steps_per_update`` optimiser steps) and
+    lower by ``learning_rate / num_updates`` after each, as PureJaxRL does:
+    ``lr * max(0, 1 - (count // grad_steps_per_update) / num_updates)``.
+    """
+    steps = max(1, int(grad_steps_per_update))
+    num_updates = config.num_updates
+
+    def schedule(count: chex.Array) -> chex.Array:
+        if not config.anneal_lr:
+            return jnp.asarray(config.learning_rate, jnp.float32)
+        done = (count // steps).astype(jnp.float32)
+        return config.learning_rate * jnp.maximum(1.0 - done / num_updates, 0.0)
+
+    return schedule
+
+
+def make_optimizer(
+    config: Any, grad_steps_per_update: int, scale: optax.GradientTransformation
+) -> optax.GradientTransformation:
+    """``clip_by_global_norm(config.max_grad_norm)``, then ``scale`` (Adam, RMSprop, ...), then
+    the learning-rate schedule of ``learning_rate_schedule``.
+
+    The state's last element is the schedule's ``ScaleByScheduleState`` (its ``count`` is the
+    number of optimiser steps taken); ``current_learning_rate`` reads it.
+    """
+    schedule = learning_rate_schedule(config, grad_steps_per_update)
+    return optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm),
+        scale,
+        optax.scale_by_schedule(lambda count: -schedule(count)),
+    )
+
+
+def current_learning_rate(config: Any, grad_steps_per_update: int, opt_state: Any) -> chex.Array:
+    """The step size the next optimiser step of a ``make_optimizer`` state will use."""
+    return learning_rate_schedule(config, grad_steps_per_update)(opt_state[-1].count)
+
+
+# --------------------------------------------------------------------------------------------------
 # Config helpers
 # --------------------------------------------------------------------------------------------------
 
@@ -187,6 +346,8 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def config_from_dict(config_cls: type, values: dict[str, Any]) -> Any:
     """Inverse of ``config_to_dict``; unknown keys raise RLKitError naming them."""
+    if not isinstance(values, dict):
+        raise RLKitError(f"config: expected a JSON object, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     unknown = set(values) - set(fields)
     if unknown:

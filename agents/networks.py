@@ -1,9 +1,20 @@
-"""Flax networks shared by the agents: an MLP torso, Q-networks (optionally dueling) and actor-critics."""
+"""Flax networks shared by the agents: torsos chosen from the observation space, Q-networks
+(optionally dueling) and actor-critics.
+
+A torso maps observations to features. Vector observations ``[D]`` go through an ``MLP``; image
+observations ``[H, W, C]`` through a ``CNN`` described by a ``ConvSpec``: the Nature-DQN stack
+(Mnih et al., 2015: convolutions, then one dense layer) or the IMPALA residual stack (Espeholt
+et al., 2018: per stage a convolution, a max-pool and two residual blocks). ``conv_spec`` builds
+the spec from an agent config (fields ``cnn``, ``cnn_channels``, ``cnn_kernels``, ``cnn_strides``,
+``cnn_dense`` of ``agents.base.BaseConfig``) and the observation space; ``uint8`` images are
+scaled to [0, 1].
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -13,7 +24,18 @@ from jax import lax
 
 from rlkit.errors import RLKitError
 
-__all__ = ["MLP", "QNetwork", "ActorCritic", "activation_fn", "orthogonal"]
+__all__ = [
+    "MLP",
+    "CNN",
+    "ConvSpec",
+    "conv_spec",
+    "QNetwork",
+    "ActorCritic",
+    "activation_fn",
+    "orthogonal",
+]
+
+CNN_KINDS = ("nature", "impala")
 
 _ACTIVATIONS: dict[str, Callable] = {
     "relu": nn.relu,
@@ -50,13 +72,9 @@ def orthogonal(scale: float = 1.0) -> Callable:
     """An orthogonal kernel initialiser, the same matrices as ``jax.nn.initializers.orthogonal``.
 
     It draws the same Gaussian matrix from the key and orthonormalises it with array operations
-    instead of LAPACK's QR. The resulting values match JAX's initialiser to within about 1e-6, and
-    they follow the same (Haar) distribution. Why not call JAX's: when an agent's init is vmapped
-    over seeds on CPU, JAX's QR becomes a batched LAPACK call that splits the batch over XLA's
-    intra-op thread pool. On a 2-core machine two such calls running at once can each wait for
-    work queued behind the other, and the program then hangs at 0% CPU; this was observed with 8
-    vmapped PPO seeds (both pool threads blocked in ``ParallelBatchMap`` under ``lapack_sgeqrf``).
-    Plain array operations avoid the custom call altogether.
+    instead of LAPACK's QR, so vmapped inits contain no batched LAPACK call (why that matters on
+    a CPU is in docs/design.md). The values match JAX's initialiser to float32 rounding and follow
+    the same (Haar) distribution.
 
     Args:
       scale: multiplier of the orthogonal matrix (the gain).
@@ -96,17 +114,116 @@ class MLP(nn.Module):
         return x
 
 
+@dataclasses.dataclass(frozen=True)
+class ConvSpec:
+    """A convolutional torso for image observations ``[H, W, C]``.
+
+    Attributes:
+      kind: ``"nature"`` (convolutions with ``channels``, ``kernels``, ``strides``, VALID padding,
+        ReLU) or ``"impala"`` (one stage per entry of ``channels``: 3x3 convolution, 3x3 max-pool
+        with stride 2, two residual blocks of two 3x3 convolutions; ``kernels``/``strides`` unused).
+      channels: output channels per convolution (nature) or per stage (impala).
+      kernels: kernel sizes (nature).
+      strides: strides (nature).
+      dense: width of the dense ReLU layer after the flattened convolutions.
+      scale: factor applied to the observations first (``1/255`` for ``uint8`` images).
+    """
+
+    kind: str = "nature"
+    channels: tuple[int, ...] = (32, 64, 64)
+    kernels: tuple[int, ...] = (8, 4, 3)
+    strides: tuple[int, ...] = (4, 2, 1)
+    dense: int = 512
+    scale: float = 1.0
+
+
+def conv_spec(config: Any, observation_space: Any) -> ConvSpec | None:
+    """The ``ConvSpec`` of ``config`` for image observations, None for vector observations.
+
+    Raises RLKitError when the spec does not fit the image (a nature stack whose kernels do not
+    fit in the shrinking feature map, or mismatched lengths of channels, kernels and strides).
+    """
+    shape = tuple(observation_space.shape)
+    if len(shape) != 3:
+        return None
+    if config.cnn not in CNN_KINDS:
+        raise RLKitError(f"--cnn: expected one of {CNN_KINDS}, got {config.cnn!r}")
+    dtype = np.dtype(getattr(observation_space, "dtype", np.float32))
+    scale = 1.0 / 255.0 if dtype == np.uint8 else 1.0
+    spec = ConvSpec(
+        kind=config.cnn,
+        channels=tuple(int(c) for c in config.cnn_channels),
+        kernels=tuple(int(k) for k in config.cnn_kernels),
+        strides=tuple(int(s) for s in config.cnn_strides),
+        dense=int(config.cnn_dense),
+        scale=scale,
+    )
+    if not spec.channels or min(spec.channels) < 1 or spec.dense < 1:
+        raise RLKitError("--cnn-channels/--cnn-dense: expected positive integers")
+    if spec.kind == "nature":
+        if not (len(spec.channels) == len(spec.kernels) == len(spec.strides)):
+            raise RLKitError(
+                "--cnn-channels, --cnn-kernels, --cnn-strides: expected the same number of "
+                f"entries, got {len(spec.channels)}, {len(spec.kernels)}, {len(spec.strides)}"
+            )
+        h, w = shape[:2]
+        for k, st in zip(spec.kernels, spec.strides):
+            if k < 1 or st < 1 or k > h or k > w:
+                raise RLKitError(
+                    f"--cnn-kernels: a {k}x{k} kernel (stride {st}) does not fit the {h}x{w} "
+                    f"feature map of a {shape} observation; use smaller kernels or --cnn impala"
+                )
+            h, w = (h - k) // st + 1, (w - k) // st + 1
+    return spec
+
+
+class CNN(nn.Module):
+    """The convolutional torso of a ``ConvSpec``: images ``[..., H, W, C]`` -> features ``[..., F]``."""
+
+    spec: ConvSpec
+
+    @nn.compact
+    def __call__(self, obs):
+        spec = self.spec
+        batch_shape = obs.shape[:-3]
+        x = obs.reshape((-1,) + obs.shape[-3:]).astype(jnp.float32) * spec.scale
+        gain = orthogonal(np.sqrt(2))
+        if spec.kind == "nature":
+            for c, k, st in zip(spec.channels, spec.kernels, spec.strides):
+                x = nn.relu(nn.Conv(c, (k, k), (st, st), padding="VALID", kernel_init=gain)(x))
+        else:
+            for c in spec.channels:
+                x = nn.Conv(c, (3, 3), padding="SAME", kernel_init=gain)(x)
+                x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+                for _ in range(2):
+                    y = nn.Conv(c, (3, 3), padding="SAME", kernel_init=gain)(nn.relu(x))
+                    y = nn.Conv(c, (3, 3), padding="SAME", kernel_init=gain)(nn.relu(y))
+                    x = x + y
+            x = nn.relu(x)
+        x = x.reshape((x.shape[0], -1))
+        x = nn.relu(nn.Dense(spec.dense, kernel_init=gain)(x))
+        return x.reshape(batch_shape + (spec.dense,))
+
+
 class QNetwork(nn.Module):
-    """Action values ``[..., A]``; the dueling head computes ``V + A - mean(A)`` (Wang et al., 2016)."""
+    """Action values ``[..., A]``; the dueling head computes ``V + A - mean(A)`` (Wang et al., 2016).
+
+    The torso is an ``MLP`` of ``hidden`` for vector observations, or the ``CNN`` of ``conv``
+    (then ``hidden`` is unused) for images.
+    """
 
     num_actions: int
     hidden: Sequence[int] = (256, 256)
     activation: str = "relu"
     dueling: bool = False
+    conv: ConvSpec | None = None
 
     @nn.compact
     def __call__(self, obs):
-        x = MLP(self.hidden, self.activation)(obs.astype(jnp.float32))
+        if self.conv is None:
+            x = MLP(self.hidden, self.activation)(obs.astype(jnp.float32))
+        else:
+            x = CNN(self.conv)(obs)
         if not self.dueling:
             return nn.Dense(self.num_actions, kernel_init=orthogonal(1.0))(x)
         value = nn.Dense(1, kernel_init=orthogonal(1.0))(x)
@@ -115,7 +232,8 @@ class QNetwork(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """Separate actor and critic MLPs.
+    """Actor and critic: separate MLPs for vector observations; for images one shared ``CNN``
+    torso (``conv``) under both heads.
 
     Discrete (``continuous=False``): returns ``(logits [..., A], value [...])``.
     Continuous: returns ``((mean [..., A], log_std [..., A]), value [...])`` with a state-independent,
@@ -127,13 +245,17 @@ class ActorCritic(nn.Module):
     hidden: Sequence[int] = (64, 64)
     activation: str = "tanh"
     log_std_init: float = 0.0
+    conv: ConvSpec | None = None
 
     @nn.compact
     def __call__(self, obs):
-        obs = obs.astype(jnp.float32)
-        a = MLP(self.hidden, self.activation, name="actor_torso")(obs)
+        if self.conv is None:
+            obs = obs.astype(jnp.float32)
+            a = MLP(self.hidden, self.activation, name="actor_torso")(obs)
+            c = MLP(self.hidden, self.activation, name="critic_torso")(obs)
+        else:
+            a = c = CNN(self.conv, name="torso")(obs)
         out = nn.Dense(self.action_dim, kernel_init=orthogonal(0.01), name="actor_head")(a)
-        c = MLP(self.hidden, self.activation, name="critic_torso")(obs)
         value = nn.Dense(1, kernel_init=orthogonal(1.0), name="critic_head")(c)[..., 0]
         if not self.continuous:
             return out, value

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agents.base import Agent, stack_configs
+from agents.runs import files, spec
 from envs.core import Space
 from rlkit.errors import RLKitError
 
-__all__ = ["Policy", "load_policy"]
+__all__ = ["Policy", "load_policy", "run_policy", "resolve_policy_choice"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,14 +69,48 @@ class Policy:
         return np.asarray(self._jitted(single.params, obs, key, deterministic))
 
 
+def run_policy(agent: Agent, stacked_configs: Any, params: Any, env_id: str) -> Policy:
+    """The ``Policy`` of stacked runs: run ``r`` acts with its own config ``stacked_configs[r]``.
+
+    The configs travel in ``Policy.params`` (``{"config": ..., "params": ...}``), so every run of a
+    sweep evaluates with the hyperparameters it was trained with.
+    """
+    num_runs = int(jax.tree.leaves(params)[0].shape[0])
+
+    def apply(p, obs, key, deterministic=True):
+        return agent.policy(p["config"], p["params"], obs, key, deterministic)
+
+    return Policy(
+        apply=apply,
+        params={"config": stacked_configs, "params": params},
+        num_seeds=num_runs,
+        env_id=env_id,
+        observation_space=agent.observation_space,
+        action_space=agent.action_space,
+    )
+
+
+def resolve_policy_choice(run_dir: str, final_policy: str | None) -> str:
+    """A run's policy choice as a file: ``"best"`` only if the run saved a best policy (a run
+    without evaluations during training has only the last)."""
+    if final_policy not in ("best", "last"):
+        raise RLKitError(f"which: expected 'best', 'last' or None, got {final_policy!r}")
+    if final_policy == "best" and not os.path.exists(os.path.join(run_dir, files.BEST_POLICY_FILE)):
+        return "last"
+    return final_policy
+
+
 def load_policy(
     run_dir: str, seed: int | None = None, which: str | None = None
 ) -> tuple[Policy, str]:
     """Load the policy of a training run directory written by ``scripts/train.py``.
 
+    Reads ``config.json`` (agent, spaces, config, sweep points) and the policy file, and builds
+    the network; it makes no env and does not rebuild the training job.
+
     Args:
       run_dir: the run's ``--out`` directory.
-      seed: a seed index for multi-seed runs; None keeps all seeds (``policy.num_seeds == S``).
+      seed: a run index for multi-run directories; None keeps all runs (``policy.num_seeds``).
       which: ``"best"`` (per run, the parameters that scored best in the greedy evaluations during
         training), ``"last"`` (the parameters at the end), or None for the run's
         ``--final-policy`` (best by default, the last policy if the run made no evaluations).
@@ -81,9 +118,17 @@ def load_policy(
     Returns:
       ``(policy, env_id)``.
     """
-    from agents.checkpoint import load_run_policy
-
-    policy = load_run_policy(run_dir, which)
+    cfg = files.read_run_config(run_dir)
+    if which is None:
+        which = (cfg.get("run") or {}).get("final_policy", "last")
+    which = resolve_policy_choice(run_dir, which)
+    agent, config, points, num_seeds = spec.load_run(cfg)
+    configs = spec.run_configs(config, points, num_seeds)
+    stacked = stack_configs(configs)
+    template = spec.policy_params_template(agent, stacked, len(configs))
+    filename = files.BEST_POLICY_FILE if which == "best" else files.POLICY_FILE
+    params = files.load_policy_params(run_dir, template, filename)
+    policy = run_policy(agent, stacked, params, cfg.get("env", ""))
     if seed is not None:
         policy = policy.select(seed)
     return policy, policy.env_id

@@ -37,6 +37,8 @@ __all__ = [
     "make",
     "spec",
     "EnvSpec",
+    "override_params",
+    "unknown_env_error",
 ]
 
 
@@ -259,13 +261,14 @@ def registered() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _unknown(env_id: str) -> RLKitError:
+def unknown_env_error(env_id: str) -> RLKitError:
+    """The RLKitError for an id ``make`` does not know, suggesting the closest registered one."""
     close = difflib.get_close_matches(str(env_id), registered(), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return RLKitError(f"unknown env id {env_id!r}.{hint} Available: {', '.join(registered())}")
 
 
-def _override_params(params: EnvParams, overrides: dict, caller: str) -> EnvParams:
+def override_params(params: EnvParams, overrides: dict, caller: str) -> EnvParams:
     """``params`` with ``overrides`` applied; an unknown field raises, naming ``caller``."""
     if not overrides:
         return params
@@ -281,9 +284,9 @@ def _override_params(params: EnvParams, overrides: dict, caller: str) -> EnvPara
 def make(env_id: str, **param_overrides) -> tuple[Environment, EnvParams]:
     """Build a registered env. Returns ``(env, params)``; keyword arguments override params fields."""
     if env_id not in _REGISTRY:
-        raise _unknown(env_id)
+        raise unknown_env_error(env_id)
     env = _REGISTRY[env_id]()
-    return env, _override_params(env.default_params, param_overrides, f"make({env_id!r})")
+    return env, override_params(env.default_params, param_overrides, f"make({env_id!r})")
 
 
 def spec(env_id: str) -> EnvSpec:

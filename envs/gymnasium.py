@@ -14,15 +14,7 @@ The single env (``RLKitGymEnv``) runs the jitted rlkit env; Gymnasium's ``TimeLi
 env (``RLKitVectorEnv``) has NEXT_STEP autoreset exactly like ``SyncVectorEnv`` and enforces the
 time limit itself. Call ``register_gymnasium_envs()`` again after registering your own env.
 
-In (Gymnasium -> agents). ``HostVecEnv`` steps any Gymnasium env id on the host with SAME_STEP
-autoreset and returns the same transition format as ``envs.wrappers.make_vec``:
-
-    henv = HostVecEnv("LunarLander-v3", num_envs=4, seed=0)
-    obs = henv.reset()
-    next_obs, reward, terminated, truncated, final_obs, info = henv.step(actions)
-    # transition: (obs, actions, reward, terminated, truncated, final_obs); then obs = next_obs
-
-so no transition is a dummy one, and ``final_obs`` is the observation to bootstrap from.
+In (Gymnasium -> agents): ``envs.host.HostVecEnv`` steps any Gymnasium env id on the host.
 """
 
 from __future__ import annotations
@@ -37,35 +29,24 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from envs import core
+from envs.host import gymnasium_id
 from envs.wrappers import VecEnv, fused_split
 from rlkit.base import tree_select
 from rlkit.errors import RLKitError
 
 __all__ = [
-    "HostVecEnv",
     "RLKitGymEnv",
     "RLKitVectorEnv",
-    "gymnasium_id",
     "register_gymnasium_envs",
-    "spaces_from_gymnasium",
 ]
 
 #: Stands in for "no time limit" inside the single env, whose limit is Gymnasium's TimeLimit.
 _NO_TIME_LIMIT = 2**31 - 1
-_NAMESPACE = "rlkit"
 
 
 # --------------------------------------------------------------------------------------------------
 # Out: rlkit envs as Gymnasium envs
 # --------------------------------------------------------------------------------------------------
-
-
-def gymnasium_id(env_id: str) -> str:
-    """The Gymnasium id of an rlkit env: ``"CartPole-v1" -> "rlkit/CartPole-v1"``.
-
-    A ``/`` inside the rlkit id (Gymnasium allows only one namespace) becomes ``.``.
-    """
-    return f"{_NAMESPACE}/{env_id.replace('/', '.')}"
 
 
 def _seed_to_key(seed: Any) -> jax.Array:
@@ -330,172 +311,6 @@ def register_gymnasium_envs() -> list[str]:
             kwargs=kwargs,
         )
     return ids
-
-
-# --------------------------------------------------------------------------------------------------
-# In: Gymnasium envs on the host, in the agents' transition format
-# --------------------------------------------------------------------------------------------------
-
-
-def spaces_from_gymnasium(space: gymnasium.Space) -> core.Space:
-    """The rlkit space (``envs.Discrete`` or ``envs.Box``) equal to a Gymnasium space.
-
-    Args:
-      space: a ``gymnasium.spaces.Discrete`` or ``gymnasium.spaces.Box``.
-
-    Returns:
-      The matching ``envs.core.Discrete`` or ``envs.core.Box``.
-    """
-    if isinstance(space, gymnasium.spaces.Discrete):
-        return core.Discrete(int(space.n), start=int(space.start))
-    if isinstance(space, gymnasium.spaces.Box):
-        return core.Box(space.low, space.high, tuple(space.shape), dtype=space.dtype)
-    raise RLKitError(
-        f"spaces_from_gymnasium: space must be a gymnasium Discrete or Box, got {space!r}"
-    )
-
-
-_VECTORIZATION_MODES = ("sync", "async")
-_AUTORESET_MODES = ("same_step", "next_step")
-
-
-class HostVecEnv:
-    """N copies of any Gymnasium env on the host, giving ``make_vec``'s transition format.
-
-    Built on ``gymnasium.make_vec``, with SAME_STEP autoreset: the step that ends a sub-env's
-    episode also resets it, so every step is a real transition. (With ``autoreset_mode=
-    "next_step"``, Gymnasium's NEXT_STEP vector env is used and each ended sub-env is reset with
-    ``reset_mask`` right after the step, so its dummy transition never happens; both modes give
-    the same transitions for the same seed.)
-
-    ``step`` returns ``(next_obs, reward, terminated, truncated, final_obs, info)`` where
-    ``next_obs`` is what the agent acts on next (a reset observation where an episode ended) and
-    ``final_obs`` is the observation each sub-env's step reached (equal to ``next_obs`` elsewhere).
-    ``info`` holds Gymnasium's infos plus ``returned_episode``, ``episode_return`` and
-    ``episode_length`` with the meaning of ``envs.wrappers.EpisodeStatistics``. Rewards are
-    float32 like the JAX envs'.
-    """
-
-    def __init__(
-        self,
-        env_id: str,
-        num_envs: int,
-        *,
-        vectorization_mode: str = "sync",
-        seed: int | None = None,
-        autoreset_mode: str = "same_step",
-        **make_kwargs,
-    ):
-        """Creates the vector env.
-
-        Args:
-          env_id: any Gymnasium id, e.g. ``"CartPole-v1"`` or ``"rlkit/CartPole-v1"``.
-          num_envs: number of sub-envs.
-          vectorization_mode: ``"sync"`` (one process) or ``"async"`` (one spawned process per
-            sub-env; spawned rather than forked, because forking a process with JAX threads can
-            deadlock).
-          seed: seed of the first ``reset`` when it is given none (sub-env i gets ``seed + i``).
-          autoreset_mode: ``"same_step"`` (default) or ``"next_step"`` (see the class docstring).
-          **make_kwargs: passed to ``gymnasium.make`` for each sub-env.
-        """
-        if vectorization_mode not in _VECTORIZATION_MODES:
-            raise RLKitError(
-                f"HostVecEnv: vectorization_mode must be one of {_VECTORIZATION_MODES}, "
-                f"got {vectorization_mode!r}"
-            )
-        if autoreset_mode not in _AUTORESET_MODES:
-            raise RLKitError(
-                f"HostVecEnv: autoreset_mode must be one of {_AUTORESET_MODES}, "
-                f"got {autoreset_mode!r}"
-            )
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise RLKitError(f"HostVecEnv: num_envs must be a positive int, got {num_envs!r}")
-        mode = AutoresetMode.SAME_STEP if autoreset_mode == "same_step" else AutoresetMode.NEXT_STEP
-        vector_kwargs: dict[str, Any] = {"autoreset_mode": mode}
-        if vectorization_mode == "async":
-            # Forking a process that runs JAX threads can deadlock; start workers afresh.
-            vector_kwargs["context"] = "spawn"
-        self.envs = gymnasium.make_vec(
-            env_id,
-            num_envs,
-            vectorization_mode=vectorization_mode,
-            vector_kwargs=vector_kwargs,
-            **make_kwargs,
-        )
-        self.autoreset_mode = self.envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-        self.env_id = env_id
-        self.num_envs = num_envs
-        self.observation_space = self.envs.single_observation_space
-        self.action_space = self.envs.single_action_space
-        self._seed = seed
-        self._obs = None
-        self._episode_return = np.zeros((num_envs,), np.float64)
-        self._episode_length = np.zeros((num_envs,), np.int32)
-
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        """Resets every sub-env (sub-env i with ``seed + i``). Returns obs ``[N, ...]``."""
-        if seed is None:
-            seed, self._seed = self._seed, None
-        obs, _ = self.envs.reset(seed=seed)
-        self._episode_return[:] = 0.0
-        self._episode_length[:] = 0
-        self._obs = obs
-        return obs
-
-    def step(self, actions) -> tuple:
-        """Steps every sub-env once.
-
-        Args:
-          actions: ``[N, ...]`` actions.
-
-        Returns:
-          ``(next_obs, reward, terminated, truncated, final_obs, info)``, numpy arrays with
-          leading axis N; see the class docstring.
-        """
-        if self._obs is None:
-            raise RLKitError("HostVecEnv.step: call reset() first")
-        obs, reward, terminated, truncated, info = self.envs.step(actions)
-        terminated = np.asarray(terminated, np.bool_)
-        truncated = np.asarray(truncated, np.bool_)
-        done = terminated | truncated
-        info = dict(info)
-        if self.autoreset_mode == AutoresetMode.SAME_STEP:
-            final_obs = np.array(obs, copy=True)
-            has_final = info.pop("_final_obs", np.zeros((self.num_envs,), np.bool_))
-            finals = info.pop("final_obs", None)
-            for i in np.flatnonzero(has_final):
-                final_obs[i] = finals[i]
-            next_obs = obs
-        else:  # NEXT_STEP: reset the ended sub-envs now, so the next step is a real one.
-            final_obs = np.array(obs, copy=True)
-            next_obs = obs
-            if done.any():
-                next_obs, reset_info = self.envs.reset(options={"reset_mask": done})
-                if reset_info:
-                    info["reset_info"] = reset_info
-        self._episode_return += reward
-        self._episode_length += 1
-        info["returned_episode"] = done
-        info["episode_return"] = self._episode_return.astype(np.float32)
-        info["episode_length"] = self._episode_length.copy()
-        self._episode_return[done] = 0.0
-        self._episode_length[done] = 0
-        self._obs = next_obs
-        reward = np.asarray(reward, np.float32)
-        return next_obs, reward, terminated, truncated, final_obs, info
-
-    def close(self) -> None:
-        """Closes the sub-envs (and their processes in async mode)."""
-        self.envs.close()
-
-    def __enter__(self) -> HostVecEnv:  # noqa: PYI034 (Self needs Python 3.11)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"HostVecEnv({self.env_id!r}, num_envs={self.num_envs})"
 
 
 register_gymnasium_envs()

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from envs.core import Environment, EnvParams, Space, _override_params, make
+from envs.core import Environment, EnvParams, Space, override_params, make
 from rlkit.base import tree_select
 from rlkit.errors import RLKitError
 
@@ -581,7 +581,7 @@ def make_vec(
         env, params = make(env_id_or_env, **param_overrides)
     elif isinstance(env_id_or_env, Environment):
         env = env_id_or_env
-        params = _override_params(env.default_params, param_overrides, "make_vec")
+        params = override_params(env.default_params, param_overrides, "make_vec")
     else:
         raise RLKitError(
             "make_vec: env_id_or_env must be an env id or an envs.Environment, "

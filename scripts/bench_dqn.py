@@ -25,13 +25,19 @@ from __future__ import annotations
 
 import os
 
-# Must be set before jax initialises its backend (see FACTS.md: stalls of long programs on 2 cores).
+# Must be set before jax initialises its backend (long programs can stall on 2 cores without it;
+# see docs/design.md).
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 
 import sys  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from agents.runner import compile_once, cpu_devices_flag, run_devices, vmap_runs  # noqa: E402  (jax not initialised yet)
+from agents.dqn import DQN  # noqa: E402  (jax not initialised yet)
+from agents.runtime.compile import compile_once  # noqa: E402
+from agents.runtime.devices import cpu_devices_flag, run_devices, vmap_runs  # noqa: E402
+from agents.runtime.loop import init_runner, make_train_chunk  # noqa: E402
+from envs.wrappers import make_vec  # noqa: E402
+from scripts.bench_peers import FiveTupleStep  # noqa: E402
 
 # One CPU device per core, as scripts/train.py sets up: rlkit's seeds are split over them when
 # their number is a multiple of the device count.
@@ -126,10 +132,6 @@ def _greedy_returns(agent, config, venv, env_params, pparams, key, episodes: int
 
 
 def _bench_rlkit(num_seeds: int, eval_every: int, max_timesteps: int | None, episodes: int):
-    from agents.dqn import DQN
-    from agents.runner import init_runner, make_train_chunk
-    from envs.wrappers import make_vec
-
     config = DQN.default_config("CartPole-v1")
     if max_timesteps is not None:
         config = config.replace(total_timesteps=max_timesteps)
@@ -186,15 +188,11 @@ def seed_scaling(num_seeds: int = 8, num_chunks: int = 5) -> dict[str, float]:
 
     Both runs train ``DQN.PRESETS["CartPole-v1"]`` for its full budget in ``num_chunks`` jitted
     chunks, exactly as ``scripts/train.py`` does (seeds split over the local devices by
-    ``agents.runner.vmap_runs``), without evaluations. Compile and run times are reported apart.
+    ``agents.runtime.devices.vmap_runs``), without evaluations. Compile and run times are reported apart.
 
     Returns:
       ``{"compile_1", "run_1", "compile_n", "run_n", "ratio_run", "ratio_total"}`` in seconds.
     """
-    from agents.dqn import DQN
-    from agents.runner import init_runner, make_train_chunk
-    from envs.wrappers import make_vec
-
     config = DQN.default_config("CartPole-v1")
     venv, env_params = make_vec("CartPole-v1", config.num_envs)
     agent = DQN(venv.observation_space(env_params), venv.action_space(env_params))
@@ -282,7 +280,6 @@ def _bench_rejax(num_seeds: int):
     import gymnax
     import rejax
 
-    from scripts.bench_peers import FiveTupleStep
 
     env, env_params = gymnax.make("CartPole-v1")
     algo = rejax.DQN.create(env=FiveTupleStep(env), env_params=env_params, **REJAX_CARTPOLE)

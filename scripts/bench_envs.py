@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from envs import make
+from envs.wrappers import EpisodeStatistics, VecEnv, make_vec
 from rlkit.errors import RLKitError
 
 __all__ = ["benchmark_envs", "default_steps"]
@@ -80,9 +82,6 @@ def _actions(words: jax.Array, num_envs: int) -> jax.Array:
 
 
 def _rlkit_run(num_envs: int, steps: int, autoreset: bool = True) -> Callable:
-    from envs import make
-    from envs.wrappers import EpisodeStatistics, VecEnv, make_vec
-
     if autoreset:
         venv, params = make_vec("CartPole-v1", num_envs)
     else:  # the same stack without the autoreset: what the reset costs

@@ -34,6 +34,10 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
+
+import envs  # noqa: E402
+from agents.evaluation import evaluate  # noqa: E402
+from agents.policy import Policy  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -72,9 +76,6 @@ def balancing_mlp_params(key: jax.Array, num_seeds: int) -> dict:
 
 
 def make_policy(num_seeds: int, key: int = 0):
-    import envs
-    from agents.policy import Policy
-
     env, params = envs.make("CartPole-v1")
     return Policy(
         mlp_apply,
@@ -137,8 +138,6 @@ def benchmark_eval(
     Returns:
       A dict of figures (episodes, env steps, seconds, episodes/s, steps/s, ratio, machine).
     """
-    from agents.evaluation import evaluate
-
     baseline_episodes = episodes if baseline_episodes is None else baseline_episodes
     policy = make_policy(num_seeds)
 

@@ -7,7 +7,7 @@ vmapped in one program (rlkit's seeds split over one CPU device per core, as ``s
 runs them, and also on a single device): compile time (``jit(...).lower(...).compile()`` of the
 init and chunk programs), run time, and env steps per second (all seeds together). Runs are cut
 into jitted chunks as ``scripts/train.py`` does. Each library compiles as it does itself: rlkit
-as its trainer does, with ``agents.runner.compile_init_and_chunk`` (the init program, which runs
+as its trainer does, with ``agents.runtime.compile.compile_init_and_chunk`` (the init program, which runs
 once, at XLA backend optimisation level 0, in a second thread while the chunk compiles); rejax
 with ``jax.jit``, init then chunk. Both chunk programs are compiled with XLA's defaults.
 
@@ -28,14 +28,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# A long compiled program can stall on a 2-core CPU backend (see FACTS.md); single-threaded Eigen
+# A long compiled program can stall on a 2-core CPU backend (see docs/design.md); single-threaded Eigen
 # avoids most of it. Must be set before jax initialises its backend.
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
-from agents.runner import (  # noqa: E402  (jax not initialised yet)
-    compile_init_and_chunk,
-    cpu_devices_flag,
-    vmap_runs,
-)
+from agents.ppo import PPO  # noqa: E402  (jax not initialised yet)
+from agents.runtime.compile import compile_init_and_chunk  # noqa: E402
+from agents.runtime.devices import cpu_devices_flag, vmap_runs  # noqa: E402
+from agents.runtime.loop import init_runner, make_train_chunk  # noqa: E402
+from envs.wrappers import make_vec  # noqa: E402
+from scripts.bench_peers import FiveTupleStep  # noqa: E402
 
 # One CPU device per core, as scripts/train.py sets up: rlkit's vmapped seeds are split over them.
 os.environ["XLA_FLAGS"] = cpu_devices_flag()
@@ -74,14 +75,14 @@ PUREJAXRL_SETTINGS: dict[str, Any] = {
 
 
 class _Program(NamedTuple):
-    """A training run cut into equal jitted chunks, as ``agents.trainer`` runs it."""
+    """A training run cut into equal jitted chunks, as ``agents.training`` runs it."""
 
     init: Callable  # key (or keys [S]) -> training state
     chunk: Callable  # state -> (state, metrics or None): ``updates_per_chunk`` updates
     num_chunks: int
     steps_per_chunk: int  # env steps per seed
     # key(s) -> (compiled init, compiled chunk), as the library compiles them: rlkit as its
-    # trainer does (``agents.runner.compile_init_and_chunk``: the init without LLVM optimisation,
+    # trainer does (``agents.runtime.compile.compile_init_and_chunk``: the init without LLVM optimisation,
     # since it runs once, compiled in a second thread while the chunk compiles), rejax with
     # ``jax.jit``, one after the other.
     compile: Callable
@@ -100,7 +101,7 @@ def _seeded(
     init: Callable, chunk: Callable, num_seeds: int, spread: bool = False
 ) -> tuple[Callable, Callable]:
     """Per-seed ``init``/``chunk`` mapped over ``num_seeds``: ``jax.vmap`` on one device, or with
-    ``spread`` ``agents.runner.vmap_runs`` (the seeds split over the local devices, as
+    ``spread`` ``agents.runtime.devices.vmap_runs`` (the seeds split over the local devices, as
     ``scripts/train.py --num-seeds`` runs them)."""
     if num_seeds == 1:
         return init, chunk
@@ -112,10 +113,6 @@ def _seeded(
 def _rlkit_program(
     total_timesteps: int, num_seeds: int, num_chunks: int, spread: bool = True
 ) -> _Program:
-    from agents.ppo import PPO
-    from agents.runner import init_runner, make_train_chunk
-    from envs.wrappers import make_vec
-
     config = PPO.Config(**{**PUREJAXRL_SETTINGS, "total_timesteps": total_timesteps})
     venv, env_params = make_vec("CartPole-v1", config.num_envs)
     agent = PPO(_space(venv.observation_space), _space(venv.action_space))
@@ -144,7 +141,6 @@ def _rejax_program(total_timesteps: int, num_seeds: int, num_chunks: int) -> _Pr
     import gymnax
     import rejax
 
-    from scripts.bench_peers import FiveTupleStep
 
     ppo = PUREJAXRL_SETTINGS
     steps_per_update = ppo["num_envs"] * ppo["rollout_length"]
@@ -259,7 +255,7 @@ def benchmark_ppo(
     """Compile time, run time and env steps/s of rlkit PPO (and rejax PPO) on CartPole-v1.
 
     Each run is cut into ``num_chunks`` jitted chunks of equal length, as ``scripts/train.py``
-    runs it (one very long compiled program can stall the 2-core CPU backend; see FACTS.md).
+    runs it (one very long compiled program can stall the 2-core CPU backend; see docs/design.md).
     Compile time covers the init and chunk programs; run time the chunks, back to back.
 
     Args:

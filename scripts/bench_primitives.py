@@ -24,6 +24,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+import rlkit
+
 __all__ = ["benchmark_primitives"]
 
 
@@ -171,7 +173,6 @@ def benchmark_primitives(
     """
     import rlax
 
-    import rlkit
 
     cases = _cases(batch, time_steps, num_actions, num_atoms, seed)
     rows = []

@@ -8,7 +8,7 @@
     python scripts/train.py --agent dqn --help                # every flag, with its default
 
 The agent's hyperparameter flags are generated from its config dataclass, with the defaults tuned for
-the chosen --env.
+the chosen --env. Bad input prints one line and exits with status 2 (--debug adds the traceback).
 """
 
 from __future__ import annotations
@@ -20,19 +20,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import tyro  # noqa: E402
 
-def _setup_jax() -> None:
-    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
-    from agents.runner import cpu_devices_flag
-
-    # One CPU device per core, so that --num-seeds/--sweep runs are split over the cores.
-    os.environ["XLA_FLAGS"] = cpu_devices_flag()
-    import jax
-
-    cache = os.environ.get("RLKIT_JAX_CACHE", os.path.expanduser("~/.cache/rlkit/jax"))
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+import agents  # noqa: E402
+from agents.base import config_from_dict  # noqa: E402
+from agents.runs.files import read_run_config  # noqa: E402
+from agents.runs.spec import RunArgs, args_from_run_config  # noqa: E402
+from agents.training import train  # noqa: E402
+from rlkit.errors import RLKitError  # noqa: E402
+from scripts import cli  # noqa: E402
 
 
 def _pre_parse(argv: list[str]) -> argparse.Namespace:
@@ -45,54 +41,45 @@ def _pre_parse(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    _setup_jax()
-    import tyro
+    argv, debug = cli.pop_debug(list(sys.argv[1:] if argv is None else argv))
+    cli.setup_jax()
+    return cli.run_cli(lambda: _main(argv), debug)
 
-    import agents
-    from agents.base import config_from_dict
-    from agents.checkpoint import read_run_config
-    from agents.trainer import RunArgs, train
-    from rlkit.errors import RLKitError
 
+def _main(argv: list[str]) -> int:
+    pre = _pre_parse(argv)
+    run_defaults = RunArgs()
+    if pre.resume:
+        saved = read_run_config(pre.resume)
+        run_defaults = args_from_run_config(saved, resume=pre.resume)
+        agent_name = pre.agent or saved.get("agent")
+        env_id = pre.env or saved.get("env")
+    else:
+        agent_name = pre.agent or run_defaults.agent
+        env_id = pre.env or run_defaults.env
+    agent_cls = agents.get_agent(agent_name)
+    if pre.resume and agent_name == saved.get("agent"):
+        config_default = config_from_dict(agent_cls.Config, saved.get("config") or {})
+    else:
+        config_default = agent_cls.default_config(env_id)
+    run_defaults = dataclasses.replace(run_defaults, agent=agent_name, env=env_id)
+
+    TrainArgs = dataclasses.make_dataclass(
+        "TrainArgs", [("run", RunArgs), ("config", agent_cls.Config)], frozen=True
+    )
     try:
-        pre = _pre_parse(argv)
-        run_defaults = RunArgs()
-        if pre.resume:
-            saved = read_run_config(pre.resume)
-            saved_run = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved["run"].items()}
-            run_defaults = dataclasses.replace(RunArgs(**saved_run), resume=pre.resume)
-            agent_name = pre.agent or saved["agent"]
-            env_id = pre.env or saved["env"]
-        else:
-            agent_name = pre.agent or run_defaults.agent
-            env_id = pre.env or run_defaults.env
-        agent_cls = agents.get_agent(agent_name)
-        if pre.resume and agent_name == saved["agent"]:
-            config_default = config_from_dict(agent_cls.Config, saved["config"])
-        else:
-            config_default = agent_cls.default_config(env_id)
-        run_defaults = dataclasses.replace(run_defaults, agent=agent_name, env=env_id)
-
-        TrainArgs = dataclasses.make_dataclass(
-            "TrainArgs", [("run", RunArgs), ("config", agent_cls.Config)], frozen=True
-        )
-
         parsed = tyro.cli(
             tyro.conf.OmitArgPrefixes[TrainArgs],
             default=TrainArgs(run_defaults, config_default),
             args=argv,
-            description=f"Train {agent_name!r} (defaults tuned for {env_id}). " + __doc__.split("\n")[0],
+            description=f"Train {agent_name!r} (defaults tuned for {env_id}). "
+            + __doc__.split("\n")[0],
         )
-        if parsed.run.agent != agent_name or parsed.run.env != env_id:
-            raise RLKitError("--agent/--env: give each at most once")
-        train(parsed.run, parsed.config)
-    except RLKitError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: the last checkpoint is kept; continue with --resume", file=sys.stderr)
-        return 130
+    except SystemExit as e:
+        return int(e.code or 0)
+    if parsed.run.agent != agent_name or parsed.run.env != env_id:
+        raise RLKitError("--agent/--env: give each at most once")
+    train(parsed.run, parsed.config)
     return 0
 
 

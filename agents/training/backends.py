@@ -1,0 +1,212 @@
+"""The backends of the training job: where the envs run and how a chunk of updates is computed.
+
+``agents.training.job`` drives any ``Backend`` the same way: it builds it, resumes it from a
+checkpoint or starts it fresh, asks it for chunks of updates, and between chunks logs, evaluates
+and checkpoints. A backend holds its training state on the host side of the job (the imperative
+shell around the pure loops of ``agents.runtime``), so the job never sees whether the envs are
+JAX functions or Gymnasium objects.
+
+* ``CompiledBackend``: rlkit's JAX envs; every chunk is one jitted program over all runs
+  (``vmap_runs``: vmapped, and split over the local devices when there are several).
+* ``HostBackend``: any Gymnasium env on the host, one run; the agent's ``act`` and ``update`` are
+  jitted, the env steps in Python. Its checkpoint holds the env's replay state
+  (``envs.host.HostVecEnv.state_dict``), so a resumed run continues bit for bit.
+
+A new backend (a pipelined actor/learner loop, a device mesh) implements the same methods.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agents.runs import files
+from agents.runs.spec import BuiltRun
+from agents.runtime.compile import compile_init_and_chunk
+from agents.runtime.devices import vmap_runs
+from agents.runtime.host_loop import (
+    HostRunnerState,
+    host_init,
+    host_train_iteration,
+    make_host_fns,
+)
+from agents.runtime.loop import init_runner, make_train_chunk
+from envs.host import HostVecEnv
+from envs.wrappers import make_vec
+from rlkit.errors import RLKitError
+
+__all__ = ["Backend", "CompiledBackend", "HostBackend", "make_backend"]
+
+
+class Backend(abc.ABC):
+    """What the training job needs from a backend.
+
+    Attributes:
+      built: the validated run (agent, per-run configs, env id).
+      eval_backend: the ``agents.evaluation`` backend that evaluates its policies during training
+        (``"jax"`` on rlkit's env, ``"gymnasium"`` on Gymnasium's).
+      compile_s: seconds spent compiling in ``start`` (None if nothing was compiled up front).
+    """
+
+    eval_backend: str = "jax"
+    compile_s: float | None = None
+
+    def __init__(self, built: BuiltRun, updates_per_chunk: int):
+        self.built = built
+        self.updates_per_chunk = updates_per_chunk
+
+    @property
+    def num_runs(self) -> int:
+        return self.built.num_runs
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Build the env, compile what runs, and set up a fresh state for every run."""
+
+    @abc.abstractmethod
+    def run(self, num_updates: int) -> dict[str, np.ndarray]:
+        """Advance every run by ``num_updates`` updates; metrics as numpy ``[runs, num_updates]``."""
+
+    @abc.abstractmethod
+    def save(self, run_dir: str, meta: dict) -> None:
+        """Write a checkpoint of the current state (``meta`` holds env_steps and update_step)."""
+
+    @abc.abstractmethod
+    def restore(self, run_dir: str) -> int:
+        """Load the run directory's checkpoint into the state; returns the updates done."""
+
+    @abc.abstractmethod
+    def policy_params(self) -> Any:
+        """The evaluation parameters of every run, stacked on a leading run axis (numpy)."""
+
+    def close(self) -> None:
+        """Release envs and threads."""
+
+
+class CompiledBackend(Backend):
+    """rlkit JAX envs: the whole chunk of every run in one jitted program."""
+
+    eval_backend = "jax"
+
+    def start(self) -> None:
+        built = self.built
+        agent, config = built.agent, built.config
+        R = built.num_runs
+        venv, env_params = make_vec(built.env_id, config.num_envs)
+        self.env_params = env_params
+        # Without a sweep every run shares one config; with one, each run gets its own row.
+        self.cfg_arg = built.stacked_configs if built.swept else config
+        cfg_axis = 0 if built.swept else None
+
+        def init_all(cfg, keys):
+            return vmap_runs(
+                lambda c, k: init_runner(agent, venv, env_params, c, k), R, in_axes=(cfg_axis, 0)
+            )(cfg, keys)
+
+        def chunk_fn(n):
+            chunk = make_train_chunk(agent, venv, env_params, n)
+            return jax.jit(vmap_runs(chunk, R, in_axes=(cfg_axis, 0)), donate_argnums=1)
+
+        self._chunk_fn = chunk_fn
+        keys = jax.random.split(jax.random.PRNGKey(built.args.seed), R)
+        t0 = time.perf_counter()
+        compiled_init, compiled = compile_init_and_chunk(
+            init_all, (self.cfg_arg, keys), chunk_fn(self.updates_per_chunk),
+            lambda state: (self.cfg_arg, state), R,
+        )
+        self.compile_s = time.perf_counter() - t0
+        self._chunks = {self.updates_per_chunk: compiled}
+        self.state = compiled_init(self.cfg_arg, keys)
+
+    def run(self, num_updates: int) -> dict[str, np.ndarray]:
+        if num_updates not in self._chunks:
+            self._chunks[num_updates] = (
+                self._chunk_fn(num_updates).lower(self.cfg_arg, self.state).compile()
+            )
+        self.state, metrics = self._chunks[num_updates](self.cfg_arg, self.state)
+        return jax.device_get(metrics)
+
+    def save(self, run_dir: str, meta: dict) -> None:
+        files.save_checkpoint(run_dir, self.state, meta)
+
+    def restore(self, run_dir: str) -> int:
+        loaded, meta, _ = files.load_checkpoint(run_dir, self.state)
+        # Place the restored arrays as the fresh state is placed (split over devices or not).
+        self.state = jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), loaded,
+                                  self.state)
+        return int(meta["update_step"])
+
+    def policy_params(self) -> Any:
+        return jax.device_get(jax.vmap(self.built.agent.policy_params)(self.state.agent_state))
+
+
+class HostBackend(Backend):
+    """Any Gymnasium env on the host: one run, jitted ``act`` and ``update``."""
+
+    eval_backend = "gymnasium"
+
+    def start(self) -> None:
+        built = self.built
+        if built.num_runs != 1:
+            raise RLKitError("--num-seeds/--sweep: the host (Gymnasium) backend trains one run")
+        agent, config = built.agent, built.config
+        self.henv = HostVecEnv(built.env_id, config.num_envs, seed=built.args.seed)
+        if tuple(self.henv.observation_space.shape) != tuple(agent.observation_space.shape):
+            raise RLKitError(f"--env: {built.env_id!r} changed its observation space")
+        self.act_fn, self.update_fn = make_host_fns(agent, config)
+        t0 = time.perf_counter()
+        self.state = host_init(agent, self.henv, config, jax.random.PRNGKey(built.args.seed))
+        self.compile_s = time.perf_counter() - t0
+
+    def run(self, num_updates: int) -> dict[str, np.ndarray]:
+        agent, config = self.built.agent, self.built.config
+        steps = []
+        for _ in range(num_updates):
+            self.state, metrics = host_train_iteration(
+                agent, self.henv, config, self.state, self.act_fn, self.update_fn
+            )
+            steps.append(jax.device_get(metrics))
+        return {k: np.asarray([m[k] for m in steps])[None] for k in steps[0]}
+
+    def _stacked(self) -> dict:
+        return {
+            "agent_state": jax.tree.map(lambda x: jnp.asarray(x)[None], self.state.agent_state),
+            "key": jnp.asarray(self.state.key)[None],
+        }
+
+    def save(self, run_dir: str, meta: dict) -> None:
+        files.save_checkpoint(run_dir, self._stacked(), meta, extra={"env": self.henv.state_dict()})
+
+    def restore(self, run_dir: str) -> int:
+        loaded, meta, extra = files.load_checkpoint(run_dir, self._stacked())
+        if "env" not in extra:
+            raise RLKitError(f"--resume: the checkpoint in {run_dir!r} holds no host env state")
+        obs = self.henv.load_state_dict(extra["env"])
+        self.state = HostRunnerState(
+            agent_state=jax.tree.map(lambda x: jnp.asarray(x[0]), loaded["agent_state"]),
+            obs=obs,
+            key=jnp.asarray(loaded["key"][0]),
+            update_step=int(meta["update_step"]),
+        )
+        return int(meta["update_step"])
+
+    def policy_params(self) -> Any:
+        params = self.built.agent.policy_params(self.state.agent_state)
+        return jax.device_get(jax.tree.map(lambda x: jnp.asarray(x)[None], params))
+
+    def close(self) -> None:
+        henv = getattr(self, "henv", None)
+        if henv is not None:
+            henv.close()
+
+
+def make_backend(built: BuiltRun, updates_per_chunk: int) -> Backend:
+    """The backend ``built.backend`` names (``"jax"`` or ``"gymnasium"``)."""
+    if built.backend == "jax":
+        return CompiledBackend(built, updates_per_chunk)
+    return HostBackend(built, updates_per_chunk)

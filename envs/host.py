@@ -1,0 +1,338 @@
+"""Gymnasium envs on the host for rlkit's agents, and the one home of env-id helpers.
+
+``HostVecEnv`` steps N copies of any Gymnasium env id and returns the transition format of
+``envs.wrappers.make_vec``:
+
+    henv = HostVecEnv("LunarLander-v3", num_envs=4, seed=0)
+    obs = henv.reset()
+    next_obs, reward, terminated, truncated, final_obs, info = henv.step(actions)
+    # transition: (obs, actions, reward, terminated, truncated, final_obs); then obs = next_obs
+
+Every episode of sub-env ``i`` starts from its own seeded reset: episode ``k`` of sub-env ``i``
+is reset with ``episode_seed(seed, i, k)``. A Gymnasium env is deterministic given the seed of
+its reset and the actions since, so ``state_dict()`` (each sub-env's episode index and the actions
+of its running episode) is all it takes to put a new ``HostVecEnv`` exactly where this one is
+(``load_state_dict``): that is how a training run on a host env resumes bit for bit.
+
+Env ids: rlkit's envs are registered with Gymnasium as ``rlkit/<id>`` (``gymnasium_id``; a ``/``
+inside an rlkit id becomes ``.``), ``rlkit_id`` inverts it, ``is_gymnasium_id`` asks Gymnasium's
+registry and ``reward_threshold`` reads either registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from envs import core
+from rlkit.errors import RLKitError
+
+__all__ = [
+    "HostVecEnv",
+    "episode_seed",
+    "gymnasium_id",
+    "is_gymnasium_id",
+    "reward_threshold",
+    "rlkit_id",
+    "spaces_from_gymnasium",
+]
+
+NAMESPACE = "rlkit"
+VECTORIZATION_MODES = ("sync", "async")
+
+
+# --------------------------------------------------------------------------------------------------
+# Env ids
+# --------------------------------------------------------------------------------------------------
+
+
+def gymnasium_id(env_id: str) -> str:
+    """The Gymnasium id of an rlkit env: ``"CartPole-v1" -> "rlkit/CartPole-v1"``.
+
+    A ``/`` inside the rlkit id (Gymnasium allows only one namespace) becomes ``.``:
+    ``"MinAtar/Breakout-v1" -> "rlkit/MinAtar.Breakout-v1"``.
+    """
+    return f"{NAMESPACE}/{env_id.replace('/', '.')}"
+
+
+def rlkit_id(env_id: str) -> str | None:
+    """The rlkit env id that ``env_id`` names, or None.
+
+    ``env_id`` may be an rlkit id (``"CartPole-v1"``) or its Gymnasium id (``"rlkit/CartPole-v1"``,
+    the exact inverse of ``gymnasium_id``, also for ids that contain ``/``).
+    """
+    registered = core.registered()
+    if env_id in registered:
+        return env_id
+    if env_id.startswith(NAMESPACE + "/"):
+        for candidate in registered:
+            if gymnasium_id(candidate) == env_id:
+                return candidate
+    return None
+
+
+def is_gymnasium_id(env_id: str) -> bool:
+    """Whether Gymnasium's registry knows ``env_id`` (``gymnasium.make`` would find it)."""
+    try:
+        gymnasium.spec(env_id)
+        return True
+    except gymnasium.error.Error:
+        return False
+
+
+def reward_threshold(env_id: str | None) -> float | None:
+    """The env's reward threshold from rlkit's registry, else Gymnasium's; None if it has none."""
+    if not env_id:
+        return None
+    own = rlkit_id(env_id)
+    if own is not None:
+        return core.spec(own).reward_threshold
+    if is_gymnasium_id(env_id):
+        return gymnasium.spec(env_id).reward_threshold
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Spaces
+# --------------------------------------------------------------------------------------------------
+
+
+def spaces_from_gymnasium(space: gymnasium.Space) -> core.Space:
+    """The rlkit space (``envs.Discrete`` or ``envs.Box``) equal to a Gymnasium space.
+
+    Args:
+      space: a ``gymnasium.spaces.Discrete`` or ``gymnasium.spaces.Box``.
+
+    Returns:
+      The matching ``envs.core.Discrete`` or ``envs.core.Box``.
+    """
+    if isinstance(space, gymnasium.spaces.Discrete):
+        return core.Discrete(int(space.n), start=int(space.start))
+    if isinstance(space, gymnasium.spaces.Box):
+        return core.Box(space.low, space.high, tuple(space.shape), dtype=space.dtype)
+    raise RLKitError(
+        f"spaces_from_gymnasium: space must be a gymnasium Discrete or Box, got {space!r}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# HostVecEnv
+# --------------------------------------------------------------------------------------------------
+
+
+def episode_seed(seed: int, env_index: int, episode: int) -> int:
+    """The reset seed of episode ``episode`` of sub-env ``env_index`` under base seed ``seed``.
+
+    Independent streams for every (seed, sub-env, episode), from ``numpy.random.SeedSequence``.
+    """
+    entropy = [int(seed) & 0xFFFFFFFF, int(env_index), int(episode)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+class HostVecEnv:
+    """N copies of any Gymnasium env on the host, giving ``make_vec``'s transition format.
+
+    The step that ends a sub-env's episode also resets it (with the next episode's seed), so every
+    step is a real transition. ``step`` returns ``(next_obs, reward, terminated, truncated,
+    final_obs, info)`` where ``next_obs`` is what the agent acts on next (a reset observation
+    where an episode ended) and ``final_obs`` the observation each sub-env's step reached (equal
+    to ``next_obs`` elsewhere). ``info`` holds Gymnasium's infos plus ``returned_episode``,
+    ``episode_return`` and ``episode_length`` with the meaning of
+    ``envs.wrappers.EpisodeStatistics``. Rewards are float32 like the JAX envs'; every returned
+    array is a fresh, writable numpy array.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        *,
+        seed: int = 0,
+        vectorization_mode: str = "sync",
+        **make_kwargs,
+    ):
+        """Creates the vector env.
+
+        Args:
+          env_id: any Gymnasium id, e.g. ``"CartPole-v1"`` or ``"rlkit/CartPole-v1"``.
+          num_envs: number of sub-envs.
+          seed: base seed of every episode's reset seed (``episode_seed``).
+          vectorization_mode: ``"sync"`` (one process) or ``"async"`` (one spawned process per
+            sub-env; spawned rather than forked, because forking a process with JAX threads can
+            deadlock). ``load_state_dict`` needs ``"sync"``.
+          **make_kwargs: passed to ``gymnasium.make`` for each sub-env.
+        """
+        if vectorization_mode not in VECTORIZATION_MODES:
+            raise RLKitError(
+                f"HostVecEnv: vectorization_mode must be one of {VECTORIZATION_MODES}, "
+                f"got {vectorization_mode!r}"
+            )
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise RLKitError(f"HostVecEnv: num_envs must be a positive int, got {num_envs!r}")
+        if not is_gymnasium_id(env_id):
+            raise RLKitError(f"--env: {env_id!r} is not a Gymnasium env id")
+        vector_kwargs: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+        if vectorization_mode == "async":
+            vector_kwargs["context"] = "spawn"
+        try:
+            self.envs = gymnasium.make_vec(
+                env_id,
+                int(num_envs),
+                vectorization_mode=vectorization_mode,
+                vector_kwargs=vector_kwargs,
+                **make_kwargs,
+            )
+        except gymnasium.error.DependencyNotInstalled as e:
+            raise RLKitError(f"--env: {env_id!r} needs a package that is not installed: {e}") from None
+        self.env_id = env_id
+        self.num_envs = int(num_envs)
+        self.vectorization_mode = vectorization_mode
+        self.observation_space = self.envs.single_observation_space
+        self.action_space = self.envs.single_action_space
+        self.seed = int(seed)
+        self._obs: np.ndarray | None = None
+        self._episode = np.zeros((self.num_envs,), np.int64)
+        self._actions: list[list[np.ndarray]] = [[] for _ in range(self.num_envs)]
+        self._episode_return = np.zeros((self.num_envs,), np.float64)
+        self._episode_length = np.zeros((self.num_envs,), np.int32)
+
+    def _seeds(self) -> list[int]:
+        return [episode_seed(self.seed, i, k) for i, k in enumerate(self._episode)]
+
+    def reset(self) -> np.ndarray:
+        """Starts episode 0 of every sub-env. Returns obs ``[N, ...]``."""
+        self._episode[:] = 0
+        obs, _ = self.envs.reset(seed=self._seeds())
+        for actions in self._actions:
+            actions.clear()
+        self._episode_return[:] = 0.0
+        self._episode_length[:] = 0
+        self._obs = np.array(obs, copy=True)
+        return np.array(self._obs, copy=True)
+
+    def step(self, actions) -> tuple:
+        """Steps every sub-env once.
+
+        Args:
+          actions: ``[N, ...]`` actions.
+
+        Returns:
+          ``(next_obs, reward, terminated, truncated, final_obs, info)``, numpy arrays with
+          leading axis N; see the class docstring.
+        """
+        if self._obs is None:
+            raise RLKitError("HostVecEnv.step: call reset() first")
+        actions = np.asarray(actions)
+        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        for i in range(self.num_envs):
+            self._actions[i].append(np.array(actions[i], copy=True))
+        terminated = np.array(terminated, np.bool_)
+        truncated = np.array(truncated, np.bool_)
+        done = terminated | truncated
+        info = dict(info)
+        final_obs = np.array(obs, copy=True)
+        next_obs = final_obs
+        if done.any():
+            self._episode[done] += 1
+            for i in np.flatnonzero(done):
+                self._actions[i].clear()
+            reset_obs, reset_info = self.envs.reset(
+                seed=self._seeds(), options={"reset_mask": done}
+            )
+            next_obs = np.array(reset_obs, copy=True)
+            if reset_info:
+                info["reset_info"] = reset_info
+        self._episode_return += reward
+        self._episode_length += 1
+        info["returned_episode"] = done
+        info["episode_return"] = self._episode_return.astype(np.float32)
+        info["episode_length"] = self._episode_length.copy()
+        self._episode_return[done] = 0.0
+        self._episode_length[done] = 0
+        self._obs = next_obs
+        return (
+            np.array(next_obs, copy=True),
+            np.asarray(reward, np.float32).copy(),
+            terminated,
+            truncated,
+            final_obs,
+            info,
+        )
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything ``load_state_dict`` needs to put a new env exactly where this one is.
+
+        Returns:
+          numpy arrays: ``seed`` [], ``episode`` [N] (each sub-env's episode index),
+          ``actions`` [N, L, ...] (the actions of each running episode, padded to the longest,
+          ``L = max(episode_length)``), ``episode_length`` [N] and ``episode_return`` [N].
+        """
+        if self._obs is None:
+            raise RLKitError("HostVecEnv.state_dict: call reset() first")
+        longest = int(self._episode_length.max()) if self.num_envs else 0
+        shape = tuple(getattr(self.action_space, "shape", ()) or ())
+        dtype = getattr(self.action_space, "dtype", None) or np.int64
+        actions = np.zeros((self.num_envs, longest) + shape, dtype)
+        for i, acts in enumerate(self._actions):
+            if acts:
+                actions[i, : len(acts)] = np.stack(acts)
+        return {
+            "seed": np.asarray(self.seed, np.int64),
+            "episode": self._episode.copy(),
+            "actions": actions,
+            "episode_length": self._episode_length.astype(np.int64),
+            "episode_return": self._episode_return.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> np.ndarray:
+        """Restores a ``state_dict``: each sub-env is reset with its episode's seed and replays
+        the actions of its running episode. Returns the observations the agent acts on next."""
+        if self.vectorization_mode != "sync":
+            raise RLKitError("HostVecEnv.load_state_dict: needs vectorization_mode='sync'")
+        try:
+            episode = np.asarray(state["episode"], np.int64).reshape(self.num_envs)
+            lengths = np.asarray(state["episode_length"], np.int64).reshape(self.num_envs)
+            actions = np.asarray(state["actions"])
+            returns = np.asarray(state["episode_return"], np.float64).reshape(self.num_envs)
+            seed = int(np.asarray(state["seed"]))
+        except (KeyError, ValueError, TypeError) as e:
+            raise RLKitError(f"HostVecEnv.load_state_dict: malformed env state ({e})") from None
+        if actions.shape[:1] != (self.num_envs,) or actions.shape[1] < lengths.max(initial=0):
+            raise RLKitError("HostVecEnv.load_state_dict: actions do not match episode_length")
+        self.seed = seed
+        self._episode = episode.copy()
+        self.envs.reset(seed=self._seeds())
+        obs = []
+        for i, env in enumerate(self.envs.envs):
+            o, _ = env.reset(seed=episode_seed(seed, i, episode[i]))
+            self._actions[i] = []
+            for t in range(int(lengths[i])):
+                a = actions[i, t]
+                o, _, terminated, truncated, _ = env.step(a)
+                if terminated or truncated:
+                    raise RLKitError(
+                        "HostVecEnv.load_state_dict: the replayed episode ended early; the env "
+                        "is not deterministic given its seed and actions"
+                    )
+                self._actions[i].append(np.array(a, copy=True))
+            obs.append(np.asarray(o))
+        self._episode_length = lengths.astype(np.int32)
+        self._episode_return = returns.copy()
+        self._obs = np.stack(obs).astype(self.observation_space.dtype, copy=False)
+        return np.array(self._obs, copy=True)
+
+    def close(self) -> None:
+        """Closes the sub-envs (and their processes in async mode)."""
+        self.envs.close()
+
+    def __enter__(self) -> HostVecEnv:  # noqa: PYI034 (Self needs Python 3.11)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HostVecEnv({self.env_id!r}, num_envs={self.num_envs})"
