@@ -120,8 +120,9 @@ def load_policy(
     """
     cfg = files.read_run_config(run_dir)
     if which is None:
-        which = (cfg.get("run") or {}).get("final_policy", "last")
-    which = resolve_policy_choice(run_dir, which)
+        which = resolve_policy_choice(run_dir, (cfg.get("run") or {}).get("final_policy", "last"))
+    elif which not in ("best", "last"):
+        raise RLKitError(f"which: expected 'best', 'last' or None, got {which!r}")
     agent, config, points, num_seeds = spec.load_run(cfg)
     configs = spec.run_configs(config, points, num_seeds)
     stacked = stack_configs(configs)

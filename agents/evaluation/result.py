@@ -16,11 +16,6 @@ from agents.evaluation.stats import (
 )
 from rlkit.errors import RLKitError
 
-try:  # optional: the Kolmogorov-Smirnov test; without scipy, a permutation test
-    from scipy import stats as sps
-except ImportError:  # pragma: no cover
-    sps = None
-
 __all__ = ["EvalResult", "compare_distributions"]
 
 
@@ -174,10 +169,12 @@ def compare_distributions(a: EvalResult, b: EvalResult, *, alpha: float = 0.01) 
       "ci_overlap", "verdict"}``.
     """
     x, y = a.returns.reshape(-1), b.returns.reshape(-1)
-    if sps is not None:
+    try:  # optional: without scipy, a permutation test
+        from scipy import stats as sps
+
         res = sps.ks_2samp(x, y)
         test, statistic, p_value = "ks_2samp", float(res.statistic), float(res.pvalue)
-    else:
+    except ImportError:
         test = "permutation (difference in means)"
         statistic, p_value = permutation_test(x, y, seed=a.seed)
     ci_a, ci_b = a.confidence_interval("mean"), b.confidence_interval("mean")

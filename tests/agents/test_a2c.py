@@ -11,9 +11,10 @@ import envs
 import rlkit
 from agents.a2c import A2C, A2CConfig
 from agents.base import Transition
-from agents.ppo import PPO, ActorCriticBatch
+from agents.actor_critic import ActorCriticBatch
+from agents.ppo import PPO
 from agents.registry import get_agent
-from agents.runner import make_train
+from agents.runtime.loop import make_train
 
 CONFIG = A2CConfig(num_envs=2, rollout_length=5)
 

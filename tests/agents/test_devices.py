@@ -1,4 +1,4 @@
-"""Runs spread over several devices (``agents.runner.vmap_runs``), checked on a CPU split in two.
+"""Runs spread over several devices (``agents.runtime.devices.vmap_runs``), checked on a CPU split in two.
 
 The test process itself has one CPU device (the device count is fixed when JAX starts), so the
 checks run in a subprocess started with ``--xla_force_host_platform_device_count=2``.
@@ -22,7 +22,8 @@ SCRIPT = textwrap.dedent(
 
     # 1. vmap_runs == jax.vmap, with the runs axis split over the two devices.
     from agents.ppo import PPO
-    from agents.runner import init_runner, make_train_chunk, run_devices, vmap_runs
+    from agents.runtime.devices import run_devices, vmap_runs
+    from agents.runtime.loop import init_runner, make_train_chunk
     from envs.wrappers import make_vec
     config = PPO.Config(total_timesteps=4096, num_envs=4, rollout_length=64)
     venv, ep = make_vec("CartPole-v1", 4)
@@ -40,21 +41,21 @@ SCRIPT = textwrap.dedent(
 
     # 2. train.py with 2 seeds on 2 devices: an interrupted run resumes to the uninterrupted result.
     import agents
-    from agents import trainer as trainer_lib
+    from agents.training.backends import CompiledBackend
     from scripts import train as train_script
     base = ["--agent", "ppo", "--total-timesteps", "4096", "--num-envs", "4",
             "--rollout-length", "64", "--log-every", "1024", "--checkpoint-every", "2048",
             "--eval-episodes", "0", "--num-seeds", "2", "--quiet"]
     full, part = os.path.join(TMP, "full"), os.path.join(TMP, "part")
     assert train_script.main(base + ["--out", full]) == 0
-    original = trainer_lib._checkpoint
-    def kill_after_first(built, out, rs, done_updates, env_steps):
-        original(built, out, rs, done_updates, env_steps)
-        if env_steps == 2048:
+    original = CompiledBackend.save
+    def kill_after_first(self, out, meta):
+        original(self, out, meta)
+        if meta["env_steps"] == 2048:
             raise KeyboardInterrupt
-    trainer_lib._checkpoint = kill_after_first
+    CompiledBackend.save = kill_after_first
     assert train_script.main(base + ["--out", part]) == 130
-    trainer_lib._checkpoint = original
+    CompiledBackend.save = original
     assert train_script.main(["--resume", part, "--quiet"]) == 0
     pa, _ = agents.load_policy(full, seed=1)
     pb, _ = agents.load_policy(part, seed=1)

@@ -9,7 +9,7 @@ from flax import struct
 from agents.base import Transition, stack_configs
 from agents.dqn import DQN, DQNConfig, dqn_loss, td_errors
 from agents.registry import get_agent
-from agents.runner import make_train
+from agents.runtime.loop import make_train
 from envs.core import Box, Discrete, Environment, EnvParams, EnvState
 from rlkit.errors import RLKitError
 
@@ -184,7 +184,7 @@ def test_probe_time_limit_learns_bootstrapped_value(n_step):
         exploration_fraction=0.1,
     )
     rs, _ = jax.jit(make_train(agent, env, config))(config, jax.random.key(0))
-    q = agent.network(config).apply(rs.agent_state.params, jnp.ones((1, 1)))
+    q = agent.network(config).apply(rs.agent_state.learner.params, jnp.ones((1, 1)))
     assert float(rs.agent_state.buffer.data["truncated"].sum()) > 0
     np.testing.assert_allclose(q[0, 0], 2.0, atol=0.1)
 
@@ -233,9 +233,15 @@ def test_registered_and_config_errors():
     assert get_agent("dqn") is DQN
     agent = _cartpole_agent()
     with pytest.raises(RLKitError, match="loss"):
-        agent.init(_small_config(loss="mse"), jax.random.key(0))
-    with pytest.raises(RLKitError, match="buffer_size"):
-        agent.init(_small_config(buffer_size=8), jax.random.key(0))
+        agent.check_config(_small_config(loss="mse"))
+    with pytest.raises(RLKitError, match="buffer-size"):
+        agent.check_config(_small_config(buffer_size=8))
+    with pytest.raises(RLKitError, match="batch-size"):
+        agent.check_config(_small_config(batch_size=100_000, buffer_size=1024))
+    with pytest.raises(RLKitError, match="--gamma"):
+        agent.check_config(_small_config(gamma=1.5))
+    with pytest.raises(RLKitError, match="--learning-rate"):
+        agent.check_config(_small_config(learning_rate=float("nan")))
     with pytest.raises(RLKitError, match="bad config field"):
         DQN.default_config("CartPole-v1", learnin_rate=1.0)
 
@@ -251,7 +257,7 @@ def test_update_no_recompile_and_learning_starts_mask(kw):
     act = jax.jit(agent.act)
     # Before learning_starts (8 * 2 = 16 < 32 steps): params and target stay put.
     s1, m1 = update(config, state, _rollout(jax.random.key(1)), jax.random.key(2))
-    jax.tree.map(np.testing.assert_array_equal, s1.params, state.params)
+    jax.tree.map(np.testing.assert_array_equal, s1.learner.params, state.learner.params)
     assert float(m1["learning"]) == 0.0 and int(s1.num_updates) == 0
     a, _ = act(config, s1, jnp.zeros((2, 4)), jax.random.key(3))
     assert a.shape == (2,) and a.dtype == jnp.int32
@@ -263,12 +269,12 @@ def test_update_no_recompile_and_learning_starts_mask(kw):
     # 32 steps stored after the second update, 48 after the third: two gradient steps each.
     assert float(m3["learning"]) == 1.0 and int(s2.num_updates) == 2 and int(s3.num_updates) == 4
     assert int(s3.env_steps) == 48
-    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), s3.params, s2.params)
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), s3.learner.params, s2.learner.params)
     assert all(jax.tree.leaves(changed))
     if config.prioritized:
         assert float(s3.buffer.max_priority) != 1.0
     # The policy is greedy on the online network.
-    q = agent.network(config).apply(s3.params, jnp.ones((2, 4)))
+    q = agent.network(config).apply(s3.learner.params, jnp.ones((2, 4)))
     np.testing.assert_array_equal(
         agent.policy(config, agent.policy_params(s3), jnp.ones((2, 4)), jax.random.key(0)),
         jnp.argmax(q, axis=-1),
@@ -280,10 +286,10 @@ def test_hard_target_copy_every_interval():
     config = _small_config(learning_starts=0, gradient_steps=3, target_update_interval=3, tau=1.0)
     state = agent.init(config, jax.random.key(0))
     s1, _ = jax.jit(agent.update)(config, state, _rollout(jax.random.key(1)), jax.random.key(2))
-    jax.tree.map(np.testing.assert_array_equal, s1.target_params, s1.params)
+    jax.tree.map(np.testing.assert_array_equal, s1.learner.target_params, s1.learner.params)
     config = config.replace(target_update_interval=4)
     s1, _ = jax.jit(agent.update)(config, state, _rollout(jax.random.key(1)), jax.random.key(2))
-    jax.tree.map(np.testing.assert_array_equal, s1.target_params, state.params)
+    jax.tree.map(np.testing.assert_array_equal, s1.learner.target_params, state.learner.params)
 
 
 def test_vmap_over_seeds_gives_different_params():
@@ -292,7 +298,7 @@ def test_vmap_over_seeds_gives_different_params():
     rs, metrics = jax.jit(jax.vmap(train, in_axes=(None, 0)))(
         config, jax.random.split(jax.random.key(0), 2)
     )
-    p = rs.agent_state.params
+    p = rs.agent_state.learner.params
     assert jax.tree.leaves(p)[0].shape[0] == 2
     assert any(bool(jnp.any(x[0] != x[1])) for x in jax.tree.leaves(p))
     assert metrics["loss"].shape == (2, config.num_updates)
@@ -301,7 +307,7 @@ def test_vmap_over_seeds_gives_different_params():
 
 def test_vmap_over_stacked_configs():
     """Traced hyperparameters sweep in one program; learning_rate=0 leaves the params untouched."""
-    from agents.runner import init_runner
+    from agents.runtime.loop import init_runner
     from envs.wrappers import make_vec
 
     configs = [_small_config(learning_rate=1e-3), _small_config(learning_rate=0.0)]
@@ -310,8 +316,8 @@ def test_vmap_over_stacked_configs():
     rs, _ = jax.jit(jax.vmap(train, in_axes=(0, None)))(stack_configs(configs), key)
     venv, params = make_vec("CartPole-v1", 2)
     agent = DQN(venv.observation_space(params), venv.action_space(params))
-    initial = init_runner(agent, venv, params, configs[1], key).agent_state.params
-    trained = rs.agent_state.params
+    initial = init_runner(agent, venv, params, configs[1], key).agent_state.learner.params
+    trained = rs.agent_state.learner.params
     jax.tree.map(lambda x, y: np.testing.assert_array_equal(x[1], y), trained, initial)
     assert any(
         bool(jnp.any(x[0] != y)) for x, y in zip(jax.tree.leaves(trained), jax.tree.leaves(initial))

@@ -19,9 +19,6 @@ import pytest
 import envs
 from agents.evaluation import (
     EvalResult,
-    _evaluate_gymnasium,
-    _jax_program,
-    _select_seeds,
     aggregate,
     bootstrap_ci,
     compare_distributions,
@@ -29,6 +26,9 @@ from agents.evaluation import (
     iqm,
     split_episodes,
 )
+from agents.evaluation.checks import select_seeds
+from agents.evaluation.gymnasium_backend import evaluate_gymnasium
+from agents.evaluation.jax_backend import jax_program
 from agents.policy import Policy
 from envs.core import Box, Discrete
 from rlkit.errors import RLKitError
@@ -173,7 +173,7 @@ def test_stochastic_policy_uses_the_seed():
 def test_second_call_does_not_recompile():
     policy = cartpole_policy([ANGLE_ONLY, GOOD])
     evaluate(policy, "CartPole-v1", episodes=32, seed=0)
-    program = _jax_program(linear_apply, "CartPole-v1", True)
+    program = jax_program(linear_apply, "CartPole-v1", True)
     size = program._cache_size()
     evaluate(policy, "CartPole-v1", episodes=32, seed=1)
     evaluate(cartpole_policy([GOOD, GOOD_2]), "CartPole-v1", episodes=32, seed=2)  # new params
@@ -210,10 +210,10 @@ def test_each_sub_env_contributes_its_quota():
 def test_next_step_and_same_step_autoreset_give_the_same_episodes():
     """NEXT_STEP's dummy reset step must be skipped: then both modes see identical episodes."""
     policy = cartpole_policy([ANGLE_ONLY, GOOD])
-    _, params = _select_seeds(policy, None)
+    _, params = select_seeds(policy, None)
     args = (policy, params, "CartPole-v1", 24, True, 3, 4, None)
-    same = _evaluate_gymnasium(*args, autoreset_mode="SameStep")
-    nxt = _evaluate_gymnasium(*args, autoreset_mode="NextStep")
+    same = evaluate_gymnasium(*args, autoreset_mode="SameStep")
+    nxt = evaluate_gymnasium(*args, autoreset_mode="NextStep")
     for a, b in zip(same[:3], nxt[:3]):
         np.testing.assert_array_equal(a, b)
     assert np.all(same[1][0] < 200)  # the angle-only seed really did reset many times

@@ -13,10 +13,11 @@ import pytest
 
 import envs
 import rlkit
-from agents.base import Transition, stack_configs
-from agents.ppo import PPO, ActorCriticBatch, PPOConfig
+from agents.base import Transition, learning_rate_schedule, stack_configs
+from agents.actor_critic import ActorCriticBatch
+from agents.ppo import PPO, PPOConfig
 from agents.registry import get_agent
-from agents.runner import make_train
+from agents.runtime.loop import make_train
 from rlkit.errors import RLKitError
 
 
@@ -338,12 +339,17 @@ def test_learning_rate_anneals_linearly():
     )
     assert config.num_updates == 10
     counts = jnp.asarray([0, 7, 8, 16, 80, 200])
+    steps = agent.grad_steps_per_update(config)
     np.testing.assert_allclose(
-        agent.learning_rate(config, counts), [1e-3, 1e-3, 9e-4, 8e-4, 0.0, 0.0], rtol=1e-6
+        learning_rate_schedule(config, steps)(counts), [1e-3, 1e-3, 9e-4, 8e-4, 0.0, 0.0],
+        rtol=1e-6,
     )
     np.testing.assert_allclose(
-        agent.learning_rate(config.replace(anneal_lr=False), counts[4]), 1e-3
+        learning_rate_schedule(config.replace(anneal_lr=False), steps)(counts[4]), 1e-3
     )
+    # The agent reports the rate of its optimiser state's next step.
+    state = agent.init(config, jax.random.PRNGKey(0))
+    np.testing.assert_allclose(agent.learning_rate(config, state.opt_state), 1e-3)
 
 
 # This nested vmap once hung at 0% CPU on 2 cores: JAX's orthogonal init became a batched LAPACK QR
@@ -391,14 +397,17 @@ def test_whole_loop_under_jit_vmaps_over_seeds_and_stacked_configs():
 
 def test_bad_config_values_raise_rlkit_error():
     agent = _agent("Pendulum-v1")
-    with pytest.raises(RLKitError, match="action_squash"):
-        agent.j.init(PPOConfig(action_squash="sigmoid"), jax.random.PRNGKey(0))
-    with pytest.raises(RLKitError, match="num_minibatches"):
-        agent.j.init(
-            PPOConfig(num_envs=3, rollout_length=5, num_minibatches=4), jax.random.PRNGKey(0)
-        )
+    with pytest.raises(RLKitError, match="action-squash"):
+        agent.check_config(PPOConfig(action_squash="sigmoid"))
+    with pytest.raises(RLKitError, match="num-minibatches"):
+        agent.check_config(PPOConfig(num_envs=3, rollout_length=5, num_minibatches=4))
     with pytest.raises(RLKitError, match="optimizer"):
-        agent.j.init(PPOConfig(optimizer="sgd"), jax.random.PRNGKey(0))
+        agent.check_config(PPOConfig(optimizer="sgd"))
+    for field, value in [("gae_lambda", -3.0), ("clip_eps", -1.0), ("gamma", 1.5),
+                         ("learning_rate", -1.0), ("learning_rate", float("inf")),
+                         ("num_epochs", 0), ("num_minibatches", 0)]:
+        with pytest.raises(RLKitError, match="--" + field.replace("_", "-")):
+            agent.check_config(PPOConfig(**{field: value}))
     env, params = envs.make("CartPole-v1")
     with pytest.raises(RLKitError, match="action_space"):
         PPO(env.observation_space(params), envs.Box(-1.0, 1.0, (2, 2)))

@@ -26,6 +26,7 @@ from envs.core import Box, Discrete
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
+from agents.evaluation import plots  # noqa: E402
 from scripts import evaluate as evaluate_script  # noqa: E402
 from scripts import train as train_script  # noqa: E402
 
@@ -169,15 +170,15 @@ def test_learning_curve_reading_and_band(tmp_path):
         "100,0,0,1\n100,1,1,3\n"
         "200,0,0,2\n200,1,1,\n"
     )
-    ((label, steps, values),) = evaluate_script.read_learning_curves(str(d))
+    ((label, steps, values),) = plots.read_learning_curves(str(d))
     assert label == "" and steps.tolist() == [100.0, 200.0]
     np.testing.assert_array_equal(values, [[1.0, 2.0], [3.0, np.nan]])
-    mean, low, high = evaluate_script.mean_and_band(values)
+    mean, low, high = plots.mean_and_band(values)
     np.testing.assert_array_equal(mean, [2.0, 2.0])
     # Resampling two seeds {1, 3}: the mean is 1, 2 or 3, so the 95% band is [1, 3].
     assert (low[0], high[0]) == (1.0, 3.0)
     assert np.isnan(low[1]) and np.isnan(high[1])  # one seed only: no band
-    smoothed = evaluate_script.smooth_curves(np.array([[1.0, np.nan, 3.0, 5.0]]), 2)
+    smoothed = plots.smooth_curves(np.array([[1.0, np.nan, 3.0, 5.0]]), 2)
     np.testing.assert_array_equal(smoothed, [[1.0, 1.0, 3.0, 4.0]])
 
 
