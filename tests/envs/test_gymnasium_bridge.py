@@ -1,6 +1,5 @@
-"""Tests for envs.gymnasium: registration, the single env (env checker, seeding, one TimeLimit),
-the vector env against SyncVectorEnv (NEXT_STEP autoreset step by step), and HostVecEnv against a
-hand-written loop of single Gymnasium envs (SAME_STEP transitions, statistics)."""
+"""Tests for envs.gymnasium: registration, the single env (env checker, seeding, one TimeLimit) and
+the vector env against SyncVectorEnv (NEXT_STEP autoreset step by step). HostVecEnv: test_host.py."""
 
 import chex
 import gymnasium
@@ -14,6 +13,7 @@ from gymnasium.utils.env_checker import check_env
 import envs
 from envs import core
 from envs import gymnasium as bridge
+from envs import host
 from rlkit.errors import RLKitError
 
 # ------------------------------------------------------------------------------------------------
@@ -84,7 +84,7 @@ def counter_registered(monkeypatch):
 
 def test_every_rlkit_env_is_registered_with_its_spec():
     for env_id in envs.registered():
-        gym_spec = gymnasium.spec(bridge.gymnasium_id(env_id))
+        gym_spec = gymnasium.spec(host.gymnasium_id(env_id))
         rl_spec = envs.spec(env_id)
         assert gym_spec.max_episode_steps == rl_spec.max_episode_steps
         assert gym_spec.reward_threshold == rl_spec.reward_threshold
@@ -101,19 +101,19 @@ def test_registration_is_idempotent_and_picks_up_new_envs(counter_registered, re
     assert not [w for w in recwarn if "Overriding" in str(w.message)]
     assert gymnasium.spec(GYM_ID).max_episode_steps == 6
     assert gymnasium.spec(GYM_ID).reward_threshold == 10.0
-    assert bridge.gymnasium_id("ns/Env-v0") == "rlkit/ns.Env-v0"
+    assert host.gymnasium_id("ns/Env-v0") == "rlkit/ns.Env-v0"
 
 
 @pytest.mark.parametrize("env_id", envs.registered())
 def test_every_env_passes_the_env_checker_and_steps_vectorised(env_id):
-    env = gymnasium.make(bridge.gymnasium_id(env_id))
+    env = gymnasium.make(host.gymnasium_id(env_id))
     assert isinstance(env.unwrapped, bridge.RLKitGymEnv)
     check_env(env.unwrapped, skip_render_check=True)
     rl_env, params = envs.make(env_id)
     assert env.observation_space == rl_env.observation_space(params).to_gymnasium()
     assert env.action_space == rl_env.action_space(params).to_gymnasium()
     venv = gymnasium.make_vec(
-        bridge.gymnasium_id(env_id), 3, vectorization_mode="vector_entry_point"
+        host.gymnasium_id(env_id), 3, vectorization_mode="vector_entry_point"
     )
     obs, _ = venv.reset(seed=0)
     assert obs.shape == (3, *env.observation_space.shape) and obs in venv.observation_space
@@ -300,122 +300,3 @@ def test_vector_env_one_compiled_call_and_one_transfer_per_step(monkeypatch):
     assert np.all(np.abs(obs[1]) <= 0.05)
     with pytest.raises(RLKitError, match="reset_mask"):
         venv.reset(options={"reset_mask": np.array([True, False])})
-
-
-# ------------------------------------------------------------------------------------------------
-# HostVecEnv
-# ------------------------------------------------------------------------------------------------
-
-
-def _reference_loop(env_id, num_envs, seed, actions):
-    """Single Gymnasium envs stepped by hand: sub-env i seeded seed + i, reset when done."""
-    envs_ = [gymnasium.make(env_id) for _ in range(num_envs)]
-    obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(envs_)])
-    first_obs, steps = obs.copy(), []
-    for a in actions:
-        next_obs, final_obs = [], []
-        rewards, terms, truncs = [], [], []
-        for i, e in enumerate(envs_):
-            o, r, te, tr, _ = e.step(a[i])
-            final_obs.append(o)
-            rewards.append(r)
-            terms.append(te)
-            truncs.append(tr)
-            next_obs.append(e.reset()[0] if te or tr else o)
-        steps.append(
-            {
-                "next_obs": np.stack(next_obs),
-                "final_obs": np.stack(final_obs),
-                "reward": np.array(rewards),
-                "terminated": np.array(terms),
-                "truncated": np.array(truncs),
-            }
-        )
-    return first_obs, steps
-
-
-def _check_host_against_reference(henv, env_id, seed, actions):
-    obs = henv.reset(seed=seed)
-    first_obs, ref = _reference_loop(env_id, henv.num_envs, seed, actions)
-    np.testing.assert_array_equal(obs, first_obs)
-    returns = np.zeros(henv.num_envs)
-    lengths = np.zeros(henv.num_envs, int)
-    boundaries = 0
-    for t, a in enumerate(actions):
-        next_obs, reward, terminated, truncated, final_obs, info = henv.step(a)
-        for name, value in [
-            ("next_obs", next_obs),
-            ("final_obs", final_obs),
-            ("reward", reward),
-            ("terminated", terminated),
-            ("truncated", truncated),
-        ]:
-            np.testing.assert_allclose(value, ref[t][name], rtol=1e-6, err_msg=f"{name} at {t}")
-        assert reward.dtype == np.float32
-        done = terminated | truncated
-        returns += ref[t]["reward"]
-        lengths += 1
-        np.testing.assert_array_equal(info["returned_episode"], done)
-        np.testing.assert_allclose(info["episode_return"], returns, rtol=1e-5)
-        np.testing.assert_array_equal(info["episode_length"], lengths)
-        np.testing.assert_array_equal(next_obs[~done], final_obs[~done])
-        assert not np.any(np.all(next_obs[done] == final_obs[done], axis=-1))
-        boundaries += done.sum()
-        returns[done] = 0
-        lengths[done] = 0
-    return boundaries
-
-
-@pytest.mark.parametrize("autoreset_mode", ["same_step", "next_step"])
-def test_host_vec_env_cartpole_matches_single_envs(autoreset_mode):
-    actions = np.random.default_rng(0).integers(0, 2, (70, 3))
-    with bridge.HostVecEnv("CartPole-v1", 3, autoreset_mode=autoreset_mode) as henv:
-        assert henv.observation_space == gymnasium.make("CartPole-v1").observation_space
-        assert henv.action_space == gymnasium.spaces.Discrete(2)
-        assert henv.autoreset_mode.name == autoreset_mode.upper()
-        assert _check_host_against_reference(henv, "CartPole-v1", 11, actions) >= 3
-
-
-def test_host_vec_env_async_and_rlkit_ids():
-    actions = np.random.default_rng(2).integers(0, 2, (40, 2))
-    with bridge.HostVecEnv("CartPole-v1", 2, vectorization_mode="async") as henv:
-        assert _check_host_against_reference(henv, "CartPole-v1", 4, actions) >= 1
-    with bridge.HostVecEnv("rlkit/CartPole-v1", 2, seed=9) as henv:
-        first = henv.reset()  # the constructor's seed is used by the first reset
-        np.testing.assert_array_equal(first, henv.reset(seed=9))
-        assert _check_host_against_reference(henv, "rlkit/CartPole-v1", 9, actions) >= 1
-
-
-def test_host_vec_env_lunar_lander():
-    pytest.importorskip("Box2D")
-    actions = np.random.default_rng(3).integers(0, 4, (160, 2))
-    with bridge.HostVecEnv("LunarLander-v3", 2) as henv:
-        assert henv.observation_space.shape == (8,) and henv.action_space.n == 4
-        assert _check_host_against_reference(henv, "LunarLander-v3", 0, actions) >= 1
-
-
-def test_host_vec_env_errors():
-    with pytest.raises(RLKitError, match="vectorization_mode"):
-        bridge.HostVecEnv("CartPole-v1", 2, vectorization_mode="vector_entry_point")
-    with pytest.raises(RLKitError, match="autoreset_mode"):
-        bridge.HostVecEnv("CartPole-v1", 2, autoreset_mode="disabled")
-    with pytest.raises(RLKitError, match="num_envs"):
-        bridge.HostVecEnv("CartPole-v1", 0)
-    henv = bridge.HostVecEnv("CartPole-v1", 1)
-    with pytest.raises(RLKitError, match="reset"):
-        henv.step(np.array([0]))
-    henv.close()
-
-
-def test_spaces_from_gymnasium_round_trip():
-    for space in [
-        gymnasium.spaces.Discrete(3, start=1),
-        gymnasium.spaces.Box(-1.0, 2.0, (2, 3), np.float32),
-        gymnasium.make("CartPole-v1").observation_space,
-        gymnasium.spaces.Box(0, 255, (4,), np.uint8),
-    ]:
-        ours = bridge.spaces_from_gymnasium(space)
-        assert isinstance(ours, (core.Discrete, core.Box))
-        assert ours.to_gymnasium() == space
-    with pytest.raises(RLKitError, match="space"):
-        bridge.spaces_from_gymnasium(gymnasium.spaces.MultiDiscrete([2, 3]))
