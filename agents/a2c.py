@@ -66,17 +66,12 @@ class A2C(ActorCriticAgent):
     name = "a2c"
     Config = A2CConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "default": {},
         "CartPole-v1": {
             "total_timesteps": 100_000,
-            "num_envs": 8,
-            "rollout_length": 5,
             "learning_rate": 2e-3,
         },
         "Acrobot-v1": {
             "total_timesteps": 300_000,
-            "num_envs": 8,
-            "rollout_length": 5,
             "learning_rate": 2e-3,
         },
         # Plain A2C needs many more steps than PPO here (one gradient step per 256 samples):
@@ -96,10 +91,8 @@ class A2C(ActorCriticAgent):
         },
         # As for PPO: a wide initial Gaussian finds the goal, reward scaling carries it.
         "MountainCarContinuous-v0": {
-            "total_timesteps": 500_000,
             "num_envs": 32,
             "rollout_length": 8,
-            "learning_rate": 7e-4,
             "log_std_init": 1.0,
             "normalize_obs": True,
             "normalize_reward": True,
