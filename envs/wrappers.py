@@ -510,11 +510,9 @@ def _materialize(keys: chex.PRNGKey) -> chex.PRNGKey:
     """``keys``, computed once into a buffer (``lax.optimization_barrier``).
 
     A sub-env's key feeds every number its reset draws (CartPole's four start values are four
-    hashes of it). Left to itself, XLA fuses the key's own hash into those readers' loops, and
-    the vectorised CartPole step then took about twice as long to compile (1.0 s against 0.55 s
-    for 128 steps of 4 envs on a 2-core CPU) and ran no faster, at 4 to 16384 envs. The optimised
-    programs have about as many instructions either way, so the time goes into compiling the
-    bigger fused loops. Keys are ``num_envs`` x 2 words, so storing them costs nothing.
+    hashes of it). Left to itself, XLA fuses the key's own hash into each of those readers' loops,
+    which makes the program much slower to compile and no faster to run (figures in
+    docs/design.md). Keys are ``num_envs`` x 2 words, so storing them costs nothing.
     """
     return jax.lax.optimization_barrier(keys)
 
