@@ -64,7 +64,7 @@ __all__ = [
 class ActorCriticConfig(BaseConfig):
     """Fields every on-policy actor-critic agent (PPO, A2C) has."""
 
-    total_timesteps: int = static_field(500_000, low=1)
+    total_timesteps: int = static_field(500_000, low=1, high=2**31 - 1)
     """Env steps to train for, summed over the parallel envs of one seed."""
     num_envs: int = static_field(4, low=1)
     """Parallel environments per seed."""

@@ -81,6 +81,10 @@ def hyperparameter(
     )
 
 
+def _bound(x: float) -> str:
+    return f"{x:,}" if float(x).is_integer() and abs(x) >= 1e4 else f"{x:g}"
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -113,9 +117,11 @@ def check_field_ranges(config: Any, prefix: str = "") -> None:
             bad = np.any(array <= low) if low_open else np.any(array < low)
             if bad:
                 sign = ">" if low_open else ">="
-                raise RLKitError(f"{prefix}{flag}: expected a value {sign} {low:g}, got {value!r}")
+                raise RLKitError(
+                    f"{prefix}{flag}: expected a value {sign} {_bound(low)}, got {value!r}"
+                )
         if high is not None and np.any(array > high):
-            raise RLKitError(f"{prefix}{flag}: expected a value <= {high:g}, got {value!r}")
+            raise RLKitError(f"{prefix}{flag}: expected a value <= {_bound(high)}, got {value!r}")
 
 
 class Transition(NamedTuple):
@@ -139,7 +145,7 @@ class Transition(NamedTuple):
 class BaseConfig:
     """Fields every agent config has. Subclass with ``@struct.dataclass`` and add the agent's own."""
 
-    total_timesteps: int = static_field(100_000, low=1)
+    total_timesteps: int = static_field(100_000, low=1, high=2**31 - 1)
     """Env steps to train for, summed over the parallel envs of one seed."""
     num_envs: int = static_field(4, low=1)
     """Parallel environments per seed (the one source of truth: the vector env is built with it)."""

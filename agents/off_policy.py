@@ -44,7 +44,7 @@ __all__ = ["OffPolicyAgent", "OffPolicyConfig", "OffPolicyState", "select_tree"]
 class OffPolicyConfig(BaseConfig):
     """Fields every replay-based agent has. Traced fields can be vmapped over."""
 
-    total_timesteps: int = static_field(100_000, low=1)
+    total_timesteps: int = static_field(100_000, low=1, high=2**31 - 1)
     """Env steps to train for, summed over the parallel envs of one seed."""
     num_envs: int = static_field(4, low=1)
     """Parallel environments per seed."""

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.experimental import checkify
 
 from rlkit.errors import RLKitError
 
@@ -39,6 +40,7 @@ __all__ = [
     "EnvSpec",
     "override_params",
     "unknown_env_error",
+    "check_action",
 ]
 
 
@@ -140,6 +142,24 @@ class Box(Space):
         return f"Box({self.low.min()}, {self.high.max()}, {self.shape}, {np.dtype(self.dtype).name})"
 
 
+def check_action(space: Space, action: Any, env_id: str = "") -> None:
+    """RLKitError unless the concrete ``action`` lies in ``space`` (numpy, no device call)."""
+    a = np.asarray(action)
+    where = f" of {env_id}" if env_id else ""
+    if isinstance(space, Discrete):
+        ok = a.shape == () and (
+            np.issubdtype(a.dtype, np.integer) or (np.issubdtype(a.dtype, np.floating)
+                                                   and float(a) == round(float(a)))
+        ) and space.start <= a < space.start + space.n
+    elif isinstance(space, Box):
+        ok = a.shape == space.shape and bool(np.all((a >= space.low) & (a <= space.high)))
+    else:
+        return
+    if not ok:
+        shown = a.item() if a.ndim == 0 else a.tolist()
+        raise RLKitError(f"action: {shown!r} is outside the action space {space!r}{where}")
+
+
 # --------------------------------------------------------------------------------------------------
 # Environment base
 # --------------------------------------------------------------------------------------------------
@@ -210,9 +230,17 @@ class Environment(Generic[TState, TParams]):
           ``(obs, state, reward, terminated, truncated, info)``. ``reward`` is float32, the flags are
           bool scalars. ``truncated`` is True when ``state.time >= params.max_episode_steps`` after the
           step, whether or not the step also terminated (as Gymnasium's ``TimeLimit``).
+
+        An action outside the action space raises RLKitError when the action is a concrete value
+        (eager calls), as Gymnasium's envs assert. Under ``jit`` or ``vmap`` it is not checked (a
+        check would cost a host round trip per step) and the env's dynamics decide what it does
+        (the classic-control envs treat any Discrete value other than their named ones like one of
+        them, and clip Box actions); ``checked_step`` adds a ``jax.experimental.checkify`` check.
         """
         if params is None:
             params = self.default_params
+        if not isinstance(action, jax.core.Tracer):
+            check_action(self.action_space(params), action, self.id)
         obs, state, reward, terminated, info = self.step_env(key, state, action, params)
         truncated = state.time >= params.max_episode_steps
         return (
@@ -223,6 +251,27 @@ class Environment(Generic[TState, TParams]):
             jnp.asarray(truncated, jnp.bool_),
             info,
         )
+
+    def checked_step(
+        self, key: chex.PRNGKey, state: TState, action: chex.Array, params: TParams | None = None
+    ):
+        """``step`` with a ``checkify`` check that ``action`` lies in the action space.
+
+        Use it under ``jax.experimental.checkify.checkify`` (the check is a no-op otherwise):
+
+            step = checkify.checkify(jax.jit(env.checked_step))
+            err, out = step(key, state, action, params)
+            err.throw()   # raises for an action outside the space
+        """
+        if params is None:
+            params = self.default_params
+        space = self.action_space(params)
+        checkify.check(
+            jnp.all(space.contains(action)),
+            f"action outside the action space {space!r} of {self.id}: {{a}}",
+            a=jnp.asarray(action),
+        )
+        return self.step(key, state, action, params)
 
     @property
     def name(self) -> str:
