@@ -26,7 +26,7 @@ import chex
 from flax import struct
 
 from agents.actor_critic import ActorCriticAgent, ActorCriticConfig, ActorCriticState
-from agents.base import Transition, hyperparameter, static_field
+from agents.base import INT32_MAX, Transition, hyperparameter, static_field
 from agents.registry import register_agent
 
 __all__ = ["A2C", "A2CConfig"]
@@ -36,7 +36,7 @@ __all__ = ["A2C", "A2CConfig"]
 class A2CConfig(ActorCriticConfig):
     """A2C hyperparameters (Stable-Baselines3's defaults). Traced fields can be vmapped over."""
 
-    total_timesteps: int = static_field(500_000, low=1, high=2**31 - 1)
+    total_timesteps: int = static_field(500_000, low=1, high=INT32_MAX)
     """Env steps to train for, summed over the parallel envs of one seed."""
     num_envs: int = static_field(8, low=1)
     """Parallel environments per seed."""

@@ -34,6 +34,7 @@ from flax import struct
 
 import rlkit
 from agents.base import (
+    INT32_MAX,
     Agent,
     BaseConfig,
     Transition,
@@ -64,7 +65,7 @@ __all__ = [
 class ActorCriticConfig(BaseConfig):
     """Fields every on-policy actor-critic agent (PPO, A2C) has."""
 
-    total_timesteps: int = static_field(500_000, low=1, high=2**31 - 1)
+    total_timesteps: int = static_field(500_000, low=1, high=INT32_MAX)
     """Env steps to train for, summed over the parallel envs of one seed."""
     num_envs: int = static_field(4, low=1)
     """Parallel environments per seed."""

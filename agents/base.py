@@ -48,6 +48,10 @@ __all__ = [
 ]
 
 
+#: The largest env-step count a run can have (its counters are int32).
+INT32_MAX = 2**31 - 1
+
+
 def static_field(default: Any, *, low: float | None = None, high: float | None = None) -> Any:
     """A config field that is a shape or count: not a pytree leaf, so it is never traced or vmapped.
 
@@ -145,7 +149,7 @@ class Transition(NamedTuple):
 class BaseConfig:
     """Fields every agent config has. Subclass with ``@struct.dataclass`` and add the agent's own."""
 
-    total_timesteps: int = static_field(100_000, low=1, high=2**31 - 1)
+    total_timesteps: int = static_field(100_000, low=1, high=INT32_MAX)
     """Env steps to train for, summed over the parallel envs of one seed."""
     num_envs: int = static_field(4, low=1)
     """Parallel environments per seed (the one source of truth: the vector env is built with it)."""
@@ -210,6 +214,10 @@ class Agent(abc.ABC):
                 f"got {type(config).__name__}"
             )
         check_field_ranges(config)
+        if config.total_timesteps > INT32_MAX:  # env-step counters are int32 on the device
+            raise RLKitError(
+                f"--total-timesteps: expected at most {INT32_MAX:,}, got {config.total_timesteps:,}"
+            )
         if config.steps_per_update > config.total_timesteps:
             raise RLKitError(
                 f"--total-timesteps: expected at least num_envs * rollout_length = "

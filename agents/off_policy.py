@@ -33,7 +33,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from agents.base import Agent, BaseConfig, Transition, hyperparameter, static_field
+from agents.base import INT32_MAX, Agent, BaseConfig, Transition, hyperparameter, static_field
 from rlkit import replay
 from rlkit.errors import RLKitError
 
@@ -44,7 +44,7 @@ __all__ = ["OffPolicyAgent", "OffPolicyConfig", "OffPolicyState", "select_tree"]
 class OffPolicyConfig(BaseConfig):
     """Fields every replay-based agent has. Traced fields can be vmapped over."""
 
-    total_timesteps: int = static_field(100_000, low=1, high=2**31 - 1)
+    total_timesteps: int = static_field(100_000, low=1, high=INT32_MAX)
     """Env steps to train for, summed over the parallel envs of one seed."""
     num_envs: int = static_field(4, low=1)
     """Parallel environments per seed."""
