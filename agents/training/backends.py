@@ -77,8 +77,9 @@ class Backend(abc.ABC):
         """Write a checkpoint of the current state (``meta`` holds env_steps and update_step)."""
 
     @abc.abstractmethod
-    def restore(self, run_dir: str) -> int:
-        """Load the run directory's checkpoint into the state; returns the updates done."""
+    def restore(self, run_dir: str) -> dict:
+        """Load the run directory's checkpoint into the state; returns its metadata (the meta
+        given to ``save``, with ``update_step``)."""
 
     @abc.abstractmethod
     def policy_params(self) -> Any:
@@ -134,12 +135,12 @@ class CompiledBackend(Backend):
     def save(self, run_dir: str, meta: dict) -> None:
         files.save_checkpoint(run_dir, self.state, meta)
 
-    def restore(self, run_dir: str) -> int:
+    def restore(self, run_dir: str) -> dict:
         loaded, meta, _ = files.load_checkpoint(run_dir, self.state)
         # Place the restored arrays as the fresh state is placed (split over devices or not).
         self.state = jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), loaded,
                                   self.state)
-        return int(meta["update_step"])
+        return meta
 
     def policy_params(self) -> Any:
         return jax.device_get(jax.vmap(self.built.agent.policy_params)(self.state.agent_state))
@@ -182,7 +183,7 @@ class HostBackend(Backend):
     def save(self, run_dir: str, meta: dict) -> None:
         files.save_checkpoint(run_dir, self._stacked(), meta, extra={"env": self.henv.state_dict()})
 
-    def restore(self, run_dir: str) -> int:
+    def restore(self, run_dir: str) -> dict:
         loaded, meta, extra = files.load_checkpoint(run_dir, self._stacked())
         if "env" not in extra:
             raise RLKitError(f"--resume: the checkpoint in {run_dir!r} holds no host env state")
@@ -193,7 +194,7 @@ class HostBackend(Backend):
             key=jnp.asarray(loaded["key"][0]),
             update_step=int(meta["update_step"]),
         )
-        return int(meta["update_step"])
+        return meta
 
     def policy_params(self) -> Any:
         params = self.built.agent.policy_params(self.state.agent_state)

@@ -112,8 +112,11 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
     metrics_out = files.MetricsWriter(out, resume=bool(args.resume))
     tb = TensorBoard(out, R)
     done_updates = 0
+    first_loss = [None] * R  # each run's first logged non-zero |loss|, for loss_growth
     if args.resume:
-        done_updates = backend.restore(out)
+        meta = backend.restore(out)
+        done_updates = int(meta["update_step"])
+        first_loss = list(meta.get("first_loss") or first_loss)
         metrics_out.truncate_after(done_updates * steps_per_update)
         say(args.quiet, f"resumed {out} at {done_updates * steps_per_update} env steps")
     tracker = None
@@ -131,7 +134,6 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
     t_train = time.perf_counter()
     steps_this_session = 0
     last_return = None
-    first_loss = [None] * R
     warned = [False] * R
     try:
         while done_updates < num_updates:
@@ -147,13 +149,18 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
             per_run = summarise_chunk(metrics, R)
             for r, row in enumerate(per_run):
                 row["seed"] = r % args.num_seeds
-                loss = row.get("loss")
-                if loss is not None and loss != 0.0:
+                if "loss" not in row:
+                    continue
+                loss = row["loss"]
+                if loss != 0.0:  # 0 until learning starts (masked updates)
                     first_loss[r] = first_loss[r] or abs(loss)
-                    if abs(loss) > LOSS_GROWTH_WARNING * first_loss[r] and not warned[r]:
-                        warned[r] = True
-                        bar.write(f"warning: run {r}'s loss grew from {first_loss[r]:.3g} to "
-                                  f"{loss:.3g} by env step {env_steps} (diverging?)")
+                growth = abs(loss) / first_loss[r] if first_loss[r] else None
+                row["loss_growth"] = growth  # logged: |loss| over its first logged value
+                if growth is not None and growth > LOSS_GROWTH_WARNING and not warned[r]:
+                    warned[r] = True
+                    message = (f"warning: run {r}'s loss grew from {first_loss[r]:.3g} to "
+                               f"{loss:.3g} by env step {env_steps} (diverging?)")
+                    bar.write(message)
             if tracker is not None:
                 evals = [None] * R
                 if tracker.due(env_steps - n * steps_per_update, env_steps,
@@ -182,7 +189,8 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
                     )
                 if tracker is not None:
                     tracker.save(out)  # before the checkpoint: a resume never sees a stale best
-                backend.save(out, {"env_steps": env_steps, "update_step": done_updates})
+                backend.save(out, {"env_steps": env_steps, "update_step": done_updates,
+                                   "first_loss": first_loss})
                 files.save_policy_params(out, params)
                 last_good = env_steps
                 next_ckpt = (env_steps // args.checkpoint_every + 1) * args.checkpoint_every

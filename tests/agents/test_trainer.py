@@ -69,7 +69,8 @@ class LinearAgent(Agent):
         grad = grad / rollout.reward.size
         upd, opt = optax.sgd(1.0).update(config.learning_rate * grad, state["opt"])
         w = optax.apply_updates(state["w"], upd)
-        return {"w": w, "opt": opt, "count": state["count"] + 1}, {"grad_norm": jnp.linalg.norm(grad)}
+        metrics = {"grad_norm": jnp.linalg.norm(grad), "loss": jnp.sum(grad**2) + state["count"]}
+        return {"w": w, "opt": opt, "count": state["count"] + 1}, metrics
 
     def policy_params(self, state):
         return {"w": state["w"]}
