@@ -96,9 +96,15 @@ def _check_divergence(metrics: dict, done_updates: int, n: int, steps_per_update
         update = done_updates - n + int(i) + 1
         raise Divergence(
             f"run {int(run)}: {k} became {a.reshape(a.shape[0], -1)[run, i]} at update {update} "
-            f"(env step {update * steps_per_update}); training stopped, the last good checkpoint "
-            f"({last_good} env steps) is kept. Lower --learning-rate or --max-grad-norm?"
+            f"(env step {update * steps_per_update}); training stopped, {_kept(last_good)}. "
+            "Lower --learning-rate or --max-grad-norm?"
         )
+
+
+def _kept(last_good: int) -> str:
+    if last_good:
+        return f"the last good checkpoint ({last_good} env steps) is kept"
+    return "no checkpoint had been written (start again with the same --out)"
 
 
 def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
@@ -184,8 +190,7 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
                 if bad.size:
                     raise Divergence(
                         f"run {int(bad[0])}: a policy parameter became non-finite by env step "
-                        f"{env_steps}; training stopped, the last good checkpoint ({last_good} env "
-                        "steps) is kept"
+                        f"{env_steps}; training stopped, {_kept(last_good)}"
                     )
                 if tracker is not None:
                     tracker.save(out)  # before the checkpoint: a resume never sees a stale best
