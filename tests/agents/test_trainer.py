@@ -238,7 +238,7 @@ def test_sweep_trains_grid_in_one_program(tmp_path):
     "argv, needle",
     [
         (["--agent", "dqnn"], "unknown agent 'dqnn'. Did you mean 'dqn'?"),
-        (["--agent", "test-linear", "--env", "CartPol-v1"], "Did you mean 'CartPole-v1'?"),
+        (["--agent", "test-linear", "--env", "CartPol-v1"], "Did you mean 'CartPole-v1'"),
         (["--agent", "test-linear", "--num-seeds", "0"], "--num-seeds"),
         (["--agent", "test-linear", "--sweep", "num_envs=1,2"], "static field"),
         (["--agent", "test-linear", "--sweep", "bogus=1"], "unknown hyperparameter 'bogus'"),
