@@ -284,7 +284,7 @@ def test_vector_env_one_compiled_call_and_one_transfer_per_step(monkeypatch):
     venv = gymnasium.make_vec("rlkit/CartPole-v1", 3, vectorization_mode="vector_entry_point")
     venv.reset(seed=0)
     venv.step(np.array([0, 1, 0]))
-    step_fn = venv.unwrapped._step_fn
+    step_fn = venv.unwrapped._program.step_next
     size = step_fn._cache_size()
     calls = []
     real_device_get = jax.device_get
