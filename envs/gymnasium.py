@@ -267,7 +267,9 @@ class RLKitGymEnv(gymnasium.Env):
     for the classic-control envs).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "render_fps": _RENDER_FPS}
+    # The modes some rlkit env supports (Gymnasium reads the class's before building the env);
+    # each env's own ``metadata["render_modes"]`` lists what it supports.
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": _RENDER_FPS}
 
     def __init__(self, env_id: str, render_mode: str | None = None, **param_overrides):
         """Builds the env.
@@ -434,7 +436,7 @@ class RLKitVectorEnv(gymnasium.vector.VectorEnv):
     """
 
     metadata: ClassVar[dict[str, Any]] = {
-        "render_modes": [],
+        "render_modes": ["rgb_array"],
         "autoreset_mode": AutoresetMode.NEXT_STEP,
         "render_fps": _RENDER_FPS,
     }
