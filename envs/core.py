@@ -33,6 +33,7 @@ __all__ = [
     "EnvParams",
     "Environment",
     "register",
+    "register_prefix",
     "registered",
     "make",
     "spec",
@@ -243,6 +244,8 @@ class EnvSpec:
 
 
 _REGISTRY: dict[str, Callable[..., Environment]] = {}
+# "suite:id" -> factory(id): envs of other suites, made on demand (``envs.make("gymnax:...")``).
+_PREFIXES: dict[str, Callable[[str], Environment]] = {}
 
 
 def register(env_id: str, factory: Callable[..., Environment], *, overwrite: bool = False) -> None:
@@ -254,6 +257,27 @@ def register(env_id: str, factory: Callable[..., Environment], *, overwrite: boo
     _REGISTRY[env_id] = factory
 
 
+def register_prefix(
+    prefix: str, factory: Callable[[str], Environment], *, overwrite: bool = False
+) -> None:
+    """Makes ``make("<prefix>:<id>")`` call ``factory(id)``, for envs of another suite.
+
+    Args:
+      prefix: the suite's name, e.g. ``"gymnax"`` (no ``:``).
+      factory: ``factory(id) -> Environment``; it raises ``RLKitError`` for an unknown id.
+      overwrite: replace an existing prefix.
+    """
+    if not isinstance(prefix, str) or not prefix or ":" in prefix:
+        raise RLKitError(
+            f"register_prefix: prefix must be a non-empty string without ':', got {prefix!r}"
+        )
+    if prefix in _PREFIXES and not overwrite:
+        raise RLKitError(
+            f"register_prefix: prefix {prefix!r} is already registered (pass overwrite=True)"
+        )
+    _PREFIXES[prefix] = factory
+
+
 def registered() -> list[str]:
     """The ids ``make`` accepts, sorted."""
     return sorted(_REGISTRY)
@@ -262,7 +286,11 @@ def registered() -> list[str]:
 def _unknown(env_id: str) -> RLKitError:
     close = difflib.get_close_matches(str(env_id), registered(), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return RLKitError(f"unknown env id {env_id!r}.{hint} Available: {', '.join(registered())}")
+    prefixes = ", ".join(f"{p}:<id>" for p in sorted(_PREFIXES))
+    suites = f"; or another suite's env as {prefixes}" if prefixes else ""
+    return RLKitError(
+        f"unknown env id {env_id!r}.{hint} Available: {', '.join(registered())}{suites}"
+    )
 
 
 def _override_params(params: EnvParams, overrides: dict, caller: str) -> EnvParams:
@@ -279,10 +307,21 @@ def _override_params(params: EnvParams, overrides: dict, caller: str) -> EnvPara
 
 
 def make(env_id: str, **param_overrides) -> tuple[Environment, EnvParams]:
-    """Build a registered env. Returns ``(env, params)``; keyword arguments override params fields."""
-    if env_id not in _REGISTRY:
+    """Build a registered env. Returns ``(env, params)``; keyword arguments override params fields.
+
+    ``env_id`` is a registered id (``"CartPole-v1"``) or ``"<suite>:<id>"`` for an env of
+    another suite through its adapter: ``"gymnax:CartPole-v1"``, ``"brax:inverted_pendulum"``
+    (see ``envs.gymnax_compat`` and ``envs.brax_compat``; each needs its package).
+    """
+    if not isinstance(env_id, str):
         raise _unknown(env_id)
-    env = _REGISTRY[env_id]()
+    if env_id in _REGISTRY:
+        env = _REGISTRY[env_id]()
+    elif ":" in env_id and env_id.split(":", 1)[0] in _PREFIXES:
+        prefix, inner_id = env_id.split(":", 1)
+        env = _PREFIXES[prefix](inner_id)
+    else:
+        raise _unknown(env_id)
     return env, _override_params(env.default_params, param_overrides, f"make({env_id!r})")
 
 
