@@ -248,7 +248,7 @@ def _program(env: core.Environment, env_id: str, params: Any, num_envs: int | No
         if num_envs is None:
             _PROGRAM_CACHE[cache_key] = _SingleProgram(env, params)
         else:
-            _PROGRAM_CACHE[cache_key] = _VectorProgram(env, num_envs)
+            _PROGRAM_CACHE[cache_key] = _VectorProgram(env, params, num_envs)
     return _PROGRAM_CACHE[cache_key]
 
 
@@ -361,56 +361,94 @@ _AUTORESET_BY_NAME = {"next_step": AutoresetMode.NEXT_STEP, "same_step": Autores
 
 
 class _VectorProgram:
-    """The vector env's reset and step, jitted, over ``VecEnv(AutoResetWrapper(env))``.
+    """The vector env's reset and steps, jitted, over one packed carry ``(key, state, params)``.
 
-    The autoreset wrapper resets an ended sub-env inside the step that ends it (SAME_STEP), and
-    the ``VecEnv`` does so for only the sub-envs that ended (sparse resets from
-    ``VecEnv.SPARSE_FROM`` envs), so a step costs the physics plus the few resets. NEXT_STEP is
-    built on top: an ended sub-env's state is already the next episode's, so on its next step
-    it is held still and reports that episode's first observation, reward 0 and both flags
-    False. ``pending`` is the observation of the state every sub-env is in.
+    As in ``_SingleProgram``, the carry lives in one device array and each step's host outputs
+    in another, so a step is a jitted call of a few arguments and two results, whatever the
+    env's state looks like.
+
+    NEXT_STEP: which sub-envs reset on a step is known before it (those that ended on the step
+    before), so the host passes their indices, ``reset_idx`` (padded with ``num_envs`` to a
+    power of two, so only a few sizes ever compile), and the step resets just those: every
+    sub-env steps, then the listed ones are overwritten with a fresh start (reward 0, both
+    flags False). SAME_STEP: ``VecEnv(AutoResetWrapper(env))``, which resets the sub-envs that
+    ended inside the step, sparsely from ``VecEnv.SPARSE_FROM`` envs.
     """
 
-    def __init__(self, env: core.Environment, num_envs: int):
+    def __init__(self, env: core.Environment, params: core.EnvParams, num_envs: int):
         venv = VecEnv(AutoResetWrapper(env), num_envs)
         self.sparse_resets = venv.sparse_resets
+        key = _seed_to_key(0)
+        obs, state = jax.eval_shape(venv.reset, key, params)
+        flags = jax.ShapeDtypeStruct((num_envs,), jnp.bool_)
+        rewards = jax.ShapeDtypeStruct((num_envs,), jnp.float32)
+        self.params_packer = _Packer(params)
+        self.carry_packer = _Packer((key, state, params))
+        self.reset_packer = _Packer(obs)
+        self.next_packer = _Packer((obs, rewards, flags, flags))
+        self.same_packer = _Packer((obs, rewards, flags, flags, obs))
+        carry_packer = self.carry_packer
+        v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+        v_reset = jax.vmap(env.reset, in_axes=(0, None))
 
-        def reset(key, state, pending, reset_mask, params):
+        def reset_all(key, packed_params):
+            params = self.params_packer.unpack(packed_params)
+            key, sub = fused_split(key)
+            obs, state = venv.reset(sub, params)
+            return carry_packer.pack((key, state, params)), self.reset_packer.pack(obs)
+
+        def reset_masked(carry, mask):
+            key, state, params = carry_packer.unpack(carry)
             key, sub = fused_split(key)
             new_obs, new_state = venv.reset(sub, params)
-            if state is not None:
-                new_obs, new_state = _batch_select(
-                    reset_mask, (new_obs, new_state), (pending, state)
-                )
-            return key, new_state, new_obs
+            state = _batch_select(mask, new_state, state)
+            return carry_packer.pack((key, state, params)), self.reset_packer.pack(new_obs)
 
-        def step_same(key, state, actions, params):
+        def step_same(carry, actions):
+            key, state, params = carry_packer.unpack(carry)
             key, sub = fused_split(key)
             obs, state, reward, terminated, truncated, info = venv.step(sub, state, actions, params)
-            return key, state, (obs, reward, terminated, truncated, info["final_obs"])
+            out = (obs, reward, terminated, truncated, info["final_obs"])
+            return carry_packer.pack((key, state, params)), self.same_packer.pack(out)
 
-        def step_next(key, state, pending, autoreset, actions, params):
-            key, sub = fused_split(key)
-            obs, stepped, reward, terminated, truncated, info = venv.step(
-                sub, state, actions, params
+        def step_next(carry, actions, reset_idx):
+            key, state, params = carry_packer.unpack(carry)
+            key, key_step, key_reset = fused_split(key, 3)
+            # Per-env step keys; XLA drops them for envs whose step reads no key.
+            obs, state, reward, terminated, truncated, _ = v_step(
+                fused_split(key_step, num_envs), state, actions, params
             )
-            state = _batch_select(autoreset, state, stepped)
-            out_obs = _batch_select(autoreset, pending, info["final_obs"])
-            pending = _batch_select(autoreset, pending, obs)
-            reward = jnp.where(autoreset, 0.0, reward)
-            terminated = jnp.logical_and(terminated, ~autoreset)
-            truncated = jnp.logical_and(truncated, ~autoreset)
-            autoreset = jnp.logical_or(terminated, truncated)
-            return key, state, pending, autoreset, (out_obs, reward, terminated, truncated)
+            if reset_idx.shape[0]:
+                reset_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key_reset, reset_idx)
+                reset_obs, reset_state = v_reset(reset_keys, params)
 
-        self.reset = jax.jit(reset)
+                def put(a, b):
+                    return a.at[reset_idx].set(b, mode="drop")  # padding indices are dropped
+
+                obs = jax.tree.map(put, obs, reset_obs)
+                state = jax.tree.map(put, state, reset_state)
+                resetting = put(jnp.zeros((num_envs,), jnp.bool_), True)
+                reward = jnp.where(resetting, 0.0, reward)
+                terminated = jnp.logical_and(terminated, ~resetting)
+                truncated = jnp.logical_and(truncated, ~resetting)
+            out = (obs, reward, terminated, truncated)
+            return carry_packer.pack((key, state, params)), self.next_packer.pack(out)
+
+        self.reset_all = jax.jit(reset_all)
+        self.reset_masked = jax.jit(reset_masked)
         self.step_same = jax.jit(step_same)
         self.step_next = jax.jit(step_next)
 
 
-def _writable(tree: Any) -> Any:
-    """Writable numpy copies of a pytree of device arrays, in one transfer."""
-    return [np.array(x) for x in jax.device_get(tree)]
+def _padded_indices(mask: np.ndarray) -> np.ndarray:
+    """The indices where ``mask`` is True, padded with ``len(mask)`` to 0 or a power of two >= 8."""
+    idx = np.flatnonzero(mask).astype(np.int32)
+    if idx.size == 0:
+        return idx
+    size = min(max(8, 1 << int(idx.size - 1).bit_length()), max(8, mask.size))
+    out = np.full((size,), mask.size, np.int32)
+    out[: idx.size] = idx
+    return out
 
 
 class RLKitVectorEnv(gymnasium.vector.VectorEnv):
@@ -491,28 +529,30 @@ class RLKitVectorEnv(gymnasium.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._action_dtype = np.dtype(env.action_space(params).dtype)
         self._program = _program(env, env_id, params, num_envs)
-        self._key: jax.Array | None = None
-        self._state = None
-        self._pending = None
-        self._autoreset = None
+        self._packed_params = jnp.asarray(self._program.params_packer.pack_host(params))
+        self._key: jax.Array | None = None  # only read by _reset_key: the key is in _carry
+        self._carry = None
+        self._obs = None  # the last returned obs, for a masked reset
+        self._autoreset = np.zeros((num_envs,), np.bool_)  # NEXT_STEP: reset on the next step
         self._last_actions = None
 
     @property
     def rlkit_state(self) -> Any:
         """The current batched rlkit env state, as numpy values (None before ``reset``)."""
-        return None if self._state is None else jax.tree.map(np.array, self._state)
+        if self._carry is None:
+            return None
+        return self._program.carry_packer.unpack_host(np.array(self._carry))[1]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Resets every sub-env (or those in ``options["reset_mask"]``). Returns ``(obs, {})``."""
         super().reset(seed=seed)
-        self._key = _reset_key(self, seed)
         mask = None if options is None else options.get("reset_mask")
-        if mask is None or self._state is None:
-            mask = np.ones((self.num_envs,), np.bool_)
-            self._key, self._state, obs = self._program.reset(
-                self._key, None, None, mask, self.params
+        if mask is None or self._carry is None:
+            self._carry, out = self._program.reset_all(
+                _reset_key(self, seed), self._packed_params
             )
-            self._autoreset = jnp.zeros((self.num_envs,), jnp.bool_)
+            obs = self._program.reset_packer.unpack_host(np.array(out))
+            self._autoreset[:] = False
             self._last_actions = None
         else:
             mask = np.asarray(mask)
@@ -521,37 +561,44 @@ class RLKitVectorEnv(gymnasium.vector.VectorEnv):
                     f"reset: options['reset_mask'] must be a bool array of shape "
                     f"({self.num_envs},), got {mask.dtype} {mask.shape}"
                 )
-            self._key, self._state, obs = self._program.reset(
-                self._key, self._state, self._pending, mask, self.params
-            )
-            self._autoreset = jnp.logical_and(self._autoreset, ~mask)
-        self._pending = obs
-        return np.array(obs), {}
+            self._carry, out = self._program.reset_masked(self._carry, mask)
+            new_obs = self._program.reset_packer.unpack_host(np.array(out))
+            obs = np.where(mask.reshape((-1,) + (1,) * (new_obs.ndim - 1)), new_obs, self._obs)
+            self._autoreset &= ~mask
+        self._obs = obs
+        return obs, {}
 
     def step(self, actions):
         """Steps every sub-env. Returns ``(obs, rewards, terminations, truncations, info)``."""
-        if self._state is None:
+        if self._carry is None:
             raise gymnasium.error.ResetNeeded("Call reset before step.")
         actions = np.asarray(actions, dtype=self._action_dtype)
         self._last_actions = actions
-        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            self._key, self._state, self._pending, self._autoreset, out = self._program.step_next(
-                self._key, self._state, self._pending, self._autoreset, actions, self.params
-            )
-            obs, reward, terminated, truncated = _writable(out)
-            return obs, reward, terminated, truncated, {}
-        self._key, self._state, out = self._program.step_same(
-            self._key, self._state, actions, self.params
-        )
-        self._pending = out[0]
-        obs, reward, terminated, truncated, final_obs = _writable(out)
         info: dict[str, Any] = {}
-        done = terminated | truncated
-        if done.any():
-            finals = np.full(self.num_envs, None, dtype=object)
-            for i in np.flatnonzero(done):
-                finals[i] = final_obs[i]
-            info = {"final_obs": finals, "_final_obs": done, "final_info": {}, "_final_info": done}
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            reset_idx = _padded_indices(self._autoreset)
+            self._carry, out = self._program.step_next(self._carry, actions, reset_idx)
+            obs, reward, terminated, truncated = self._program.next_packer.unpack_host(
+                np.array(out)
+            )
+            self._autoreset = terminated | truncated
+        else:
+            self._carry, out = self._program.step_same(self._carry, actions)
+            obs, reward, terminated, truncated, final_obs = self._program.same_packer.unpack_host(
+                np.array(out)
+            )
+            done = terminated | truncated
+            if done.any():
+                finals = np.full(self.num_envs, None, dtype=object)
+                for i in np.flatnonzero(done):
+                    finals[i] = final_obs[i]
+                info = {
+                    "final_obs": finals,
+                    "_final_obs": done,
+                    "final_info": {},
+                    "_final_info": done,
+                }
+        self._obs = obs
         return obs, reward, terminated, truncated, info
 
     def render(self):
@@ -559,7 +606,7 @@ class RLKitVectorEnv(gymnasium.vector.VectorEnv):
         if self.render_mode is None:
             gymnasium.logger.warn("You are calling render without a render_mode.")
             return None
-        if self._state is None:
+        if self._carry is None:
             raise gymnasium.error.ResetNeeded("Call reset before render.")
         state = self.rlkit_state
         frames = []

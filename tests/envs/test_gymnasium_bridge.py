@@ -280,19 +280,30 @@ def test_vector_env_cartpole_next_step_autoreset():
     assert ends >= 4 and resets >= 4
 
 
-def test_vector_env_one_compiled_call_and_one_transfer_per_step(monkeypatch):
+def test_vector_env_one_compiled_call_per_step_and_no_recompilation(monkeypatch):
     venv = gymnasium.make_vec("rlkit/CartPole-v1", 3, vectorization_mode="vector_entry_point")
     venv.reset(seed=0)
-    venv.step(np.array([0, 1, 0]))
-    step_fn = venv.unwrapped._program.step_next
-    size = step_fn._cache_size()
+    program = venv.unwrapped._program
+    # Warm up both sizes of the reset-index argument (none, and padded to 8).
+    seen = set()
+    while len(seen) < 2:
+        seen.add(bridge._padded_indices(venv.unwrapped._autoreset).size)
+        venv.step(np.array([1, 1, 1]))
+    size = program.step_next._cache_size()
     calls = []
-    real_device_get = jax.device_get
-    monkeypatch.setattr(jax, "device_get", lambda x: calls.append(1) or real_device_get(x))
-    for t in range(5):
+    real_step = program.step_next
+    monkeypatch.setattr(program, "step_next", lambda *a: calls.append(1) or real_step(*a))
+    for t in range(40):
         venv.step(np.array([t % 2, 1, 0]))
-    assert len(calls) == 5
-    assert step_fn._cache_size() == size  # no recompilation
+    assert len(calls) == 40
+    assert real_step._cache_size() == size  # no recompilation
+    monkeypatch.undo()
+    assert list(bridge._padded_indices(np.array([0, 1, 1, 0, 0, 0, 0, 0, 0, 1]))) == [
+        1, 2, 9, 10, 10, 10, 10, 10
+    ]
+    assert bridge._padded_indices(np.zeros(5, bool)).size == 0
+    assert bridge._padded_indices(np.arange(40) < 9).size == 16  # the next power of two
+    assert bridge._padded_indices(np.ones(20, bool)).size == 20  # at most num_envs
     # Same seed, same trajectory; a reset with a mask only touches the masked sub-envs.
     obs_before = venv.step(np.array([0, 0, 0]))[0]
     obs, _ = venv.reset(options={"reset_mask": np.array([False, True, False])})
@@ -558,7 +569,13 @@ def test_rgb_array_frames_match_gymnasium_for_the_same_trajectory(env_id):
 
 def test_render_mode_errors_and_vector_frames(counter_registered):
     with pytest.raises(RLKitError, match="render_mode"):
-        gymnasium.make("rlkit/CartPole-v1", render_mode="human")
+        gymnasium.make("rlkit/CartPole-v1", render_mode="ansi")
+    with pytest.raises(RLKitError, match="render_mode"):
+        bridge.RLKitGymEnv("CartPole-v1", render_mode="human")
+    # Gymnasium itself turns "human" into its HumanRendering window over our rgb_array frames.
+    human = gymnasium.make("rlkit/CartPole-v1", render_mode="human")
+    assert isinstance(human, gymnasium.wrappers.HumanRendering)
+    assert human.unwrapped.render_mode == "rgb_array"
     with pytest.raises(RLKitError, match="render_mode"):
         gymnasium.make(GYM_ID, render_mode="rgb_array")  # no renderer for the toy env
     assert gymnasium.make(GYM_ID).metadata["render_modes"] == []
