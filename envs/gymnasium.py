@@ -42,7 +42,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from envs import core, render
-from envs.wrappers import AutoResetWrapper, VecEnv, fused_split
+from envs.wrappers import AutoResetWrapper, VecEnv, fused_split, fused_split_at
 from rlkit.base import tree_select
 from rlkit.errors import RLKitError
 
@@ -239,6 +239,22 @@ class _SingleProgram:
         self.reset = jax.jit(reset)
         self.reset_continue = jax.jit(reset_continue)
         self.step = jax.jit(step)
+        # Where the host finds obs, reward and the flags when obs is one 32-bit leaf and info is
+        # empty (every classic-control env): read straight from the packed words.
+        specs = self.step_packer.specs
+        self.fast_out = None
+        if len(specs) == 4 and specs[0][1].itemsize == 4 and specs[0][1] != np.bool_:
+            (shape, dtype, start, words), reward, terminated, truncated = specs
+            base = carry_size
+            self.fast_out = (
+                base + start,
+                base + start + words,
+                dtype,
+                shape,
+                base + reward[2],
+                base + terminated[2],
+                base + truncated[2],
+            )
 
 
 def _program(env: core.Environment, env_id: str, params: Any, num_envs: int | None = None):
@@ -332,10 +348,17 @@ class RLKitGymEnv(gymnasium.Env):
             action = np.asarray(action, dtype=self._action_dtype)
             if action.shape != self._action_shape:
                 action = action.reshape(self._action_shape)
-        self._carry = self._program.step(self._carry, action)
+        program = self._program
+        self._carry = program.step(self._carry, action)
         self._last_action = action
-        out = np.array(self._carry)[self._program.carry_size :]
-        obs, reward, terminated, truncated, info = self._program.step_packer.unpack_host(out)
+        if program.fast_out is not None:
+            start, end, dtype, shape, i_rew, i_term, i_trunc = program.fast_out
+            words = np.asarray(self._carry)
+            obs = words[start:end].view(dtype).reshape(shape).copy()
+            reward = float(words[i_rew : i_rew + 1].view(np.float32)[0])
+            return obs, reward, bool(words[i_term]), bool(words[i_trunc]), {}
+        out = np.array(self._carry)[program.carry_size :]
+        obs, reward, terminated, truncated, info = program.step_packer.unpack_host(out)
         return obs, float(reward), bool(terminated), bool(truncated), info
 
     def render(self):
@@ -413,17 +436,18 @@ class _VectorProgram:
 
         def step_next(carry, actions, reset_idx):
             key, state, params = carry_packer.unpack(carry)
-            key, key_step, key_reset = fused_split(key, 3)
+            # Computed once into buffers: left alone, XLA fuses a key's hash into every reader
+            # and recomputes it per element, which made the resets cost more than the physics.
+            key, key_step, key_reset = jax.lax.optimization_barrier(fused_split(key, 3))
             # Per-env step keys; XLA drops them for envs whose step reads no key.
             obs, state, reward, terminated, truncated, _ = v_step(
                 fused_split(key_step, num_envs), state, actions, params
             )
             if reset_idx.shape[0]:
-                reset_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key_reset, reset_idx)
-                reset_obs, reset_state = v_reset(reset_keys, params)
-
-                def put(a, b):
-                    return a.at[reset_idx].set(b, mode="drop")  # padding indices are dropped
+                reset_keys = fused_split_at(key_reset, num_envs, reset_idx)
+                reset_obs, reset_state = v_reset(jax.lax.optimization_barrier(reset_keys), params)
+                def put(stepped, reset):
+                    return stepped.at[reset_idx].set(reset, mode="drop")  # drops the padding
 
                 obs = jax.tree.map(put, obs, reset_obs)
                 state = jax.tree.map(put, state, reset_state)
