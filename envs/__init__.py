@@ -24,6 +24,7 @@ from envs import classic_control  # noqa: F401  (registers the built-in envs)
 from envs import wrappers  # noqa: F401
 from envs import gymnasium as gymnasium_bridge  # noqa: F401  (registers rlkit/<id> with Gymnasium)
 from envs import render  # noqa: F401
+from envs.brax_compat import from_brax  # noqa: F401  (registers the "brax:" prefix)
 from envs.gymnax_compat import (  # noqa: F401  (registers the "gymnax:" prefix)
     from_gymnax,
     gymnax_view,
@@ -46,6 +47,7 @@ __all__ = [
     "wrappers",
     "gymnasium_bridge",
     "render",
+    "from_brax",
     "from_gymnax",
     "gymnax_view",
     "make_gymnax",
