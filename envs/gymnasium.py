@@ -234,7 +234,9 @@ class _SingleProgram:
             key, sub = fused_split(key)
             obs, state, reward, terminated, truncated, info = env.step(sub, state, action, params)
             carry = carry_packer.pack((key, state, params))
-            return with_out(carry, self.step_packer.pack((obs, reward, terminated, truncated, info)))
+            return with_out(
+                carry, self.step_packer.pack((obs, reward, terminated, truncated, info))
+            )
 
         self.reset = jax.jit(reset)
         self.reset_continue = jax.jit(reset_continue)
@@ -446,6 +448,7 @@ class _VectorProgram:
             if reset_idx.shape[0]:
                 reset_keys = fused_split_at(key_reset, num_envs, reset_idx)
                 reset_obs, reset_state = v_reset(jax.lax.optimization_barrier(reset_keys), params)
+
                 def put(stepped, reset):
                     return stepped.at[reset_idx].set(reset, mode="drop")  # drops the padding
 
@@ -572,9 +575,7 @@ class RLKitVectorEnv(gymnasium.vector.VectorEnv):
         super().reset(seed=seed)
         mask = None if options is None else options.get("reset_mask")
         if mask is None or self._carry is None:
-            self._carry, out = self._program.reset_all(
-                _reset_key(self, seed), self._packed_params
-            )
+            self._carry, out = self._program.reset_all(_reset_key(self, seed), self._packed_params)
             obs = self._program.reset_packer.unpack_host(np.array(out))
             self._autoreset[:] = False
             self._last_actions = None
@@ -639,6 +640,7 @@ class RLKitVectorEnv(gymnasium.vector.VectorEnv):
             sub_state = jax.tree.map(lambda x, i=i: x[i], state)
             frames.append(render.render_frame(self.rlkit_id, sub_state, self.params, last))
         return tuple(frames)
+
 
 def register_gymnasium_envs() -> list[str]:
     """Registers every rlkit env id with Gymnasium as ``rlkit/<id>``; idempotent.

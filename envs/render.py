@@ -14,7 +14,8 @@ Register a renderer for your own env with ``register_renderer``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

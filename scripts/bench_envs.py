@@ -352,7 +352,10 @@ def main(argv: list[str] | None = None) -> None:
         help="wall time, or this process's CPU time (steadier on a busy machine)",
     )
     parser.add_argument(
-        "--api-ns", type=int, nargs="+", default=[4096],
+        "--api-ns",
+        type=int,
+        nargs="+",
+        default=[4096],
         help="numbers of sub-envs for the Gymnasium-API vector comparison",
     )
     parser.add_argument(
@@ -363,8 +366,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if not args.no_gymnasium_api:
-        api = benchmark_gymnasium_api(tuple(args.api_ns), repeats=args.repeats * 3, seed=args.seed,
-                                      clock=args.clock)
+        api = benchmark_gymnasium_api(
+            tuple(args.api_ns), repeats=args.repeats * 3, seed=args.seed, clock=args.clock
+        )
         single = api["single"]
         print(f"Gymnasium API, clock: {args.clock}")
         print(
@@ -372,7 +376,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{single['gymnasium_us']:.1f} us/step, rlkit/gymnasium time "
             f"{single['rlkit_over_gymnasium_time']:.2f}x"
         )
-        print(f"{'N':>6} {'rlkit/s':>10} {'same_step/s':>11} {'gymnasium/s':>11} {'rlkit/gymnasium':>15}")
+        print(
+            f"{'N':>6} {'rlkit/s':>10} {'same_step/s':>11} {'gymnasium/s':>11} {'rlkit/gymnasium':>15}"
+        )
         for r in api["vector"]:
             print(
                 f"{r['num_envs']:>6} {r['rlkit_steps_per_s']:10.3e} "

@@ -32,8 +32,12 @@ def test_from_brax_inverted_pendulum_flags_and_parity():
             obs, state, reward, terminated, truncated, _ = env.step(None, state, action, params)
             their_state = theirs.step(their_state, action)
             ours = (obs, reward, terminated, truncated)
-            brax = (their_state.obs, their_state.reward, their_state.done,
-                    their_state.info["truncation"])
+            brax = (
+                their_state.obs,
+                their_state.reward,
+                their_state.done,
+                their_state.info["truncation"],
+            )
             return (state, their_state), (ours, brax)
 
         _, out = jax.lax.scan(body, (state, their_state), None, length=40)
@@ -65,7 +69,7 @@ def test_from_brax_inverted_pendulum_flags_and_parity():
     assert float(brax[2][2]) == 1.0 and float(brax[3][2]) == 1.0
     np.testing.assert_array_equal(obs[:3], brax[0][:3])
     # An env made by brax.envs.create is unwrapped, keeping its episode length.
-    unwrapped, unwrapped_params = envs.from_brax(theirs)
+    _unwrapped, unwrapped_params = envs.from_brax(theirs)
     assert unwrapped_params.max_episode_steps == 3
     with pytest.raises(RLKitError, match="brax_env"):
         envs.from_brax(object())

@@ -466,7 +466,7 @@ def test_single_env_is_bit_equal_to_the_jitted_env_step(env_id):
     for _ in range(150):
         state = env.rlkit_state
         action = env.action_space.sample()
-        obs, reward, terminated, truncated, _ = env.step(action)
+        obs, reward, terminated, _truncated, _ = env.step(action)
         ref = step(key, state, jnp.asarray(action), params)
         np.testing.assert_array_equal(obs, np.asarray(ref[0]))
         assert obs.tobytes() == np.asarray(ref[0]).tobytes()
@@ -583,7 +583,7 @@ def test_render_mode_errors_and_vector_frames(counter_registered):
     venv = gymnasium.make_vec(
         "rlkit/CartPole-v1", 2, vectorization_mode="vector_entry_point", render_mode="rgb_array"
     )
-    obs, _ = venv.reset(seed=0)
+    _obs, _ = venv.reset(seed=0)
     frames = venv.render()
     assert len(frames) == 2 and frames[0].shape == (400, 600, 3)
     sub = jax.tree.map(lambda x: x[1], venv.unwrapped.rlkit_state)

@@ -52,7 +52,7 @@ def test_plain_rlkit_step_never_resets_which_is_what_gymnax_loops_trip_over():
     obs, state = env.reset(jax.random.PRNGKey(0), params)
     flags = []
     for t in range(60):
-        obs, state, reward, terminated, truncated, _ = env.step(None, state, 1, params)
+        obs, state, _reward, terminated, _truncated, _ = env.step(None, state, 1, params)
         flags.append(bool(terminated))
     first = flags.index(True)
     assert all(flags[first:]) and abs(obs[2]) > 3 * THETA_LIMIT  # the pole kept falling
@@ -65,7 +65,7 @@ def test_view_resets_inside_step_and_keeps_the_final_observation(legacy):
     assert view.num_actions == 2 and view.action_space(params).n == 2
     assert view.observation_space(params).shape == (4,)
     traj = _gymnax_loop(view, params, jax.random.PRNGKey(1), 8, 300, legacy)
-    obs, next_obs, reward, done, info = traj
+    _obs, next_obs, reward, done, info = traj
     final = info["final_observation"]
     np.testing.assert_array_equal(info["final_obs"], final)
     assert done.sum() >= 8 * 300 / 30  # at least one end per 30 steps
@@ -92,9 +92,9 @@ def test_view_resets_inside_step_and_keeps_the_final_observation(legacy):
 def test_view_step_env_does_not_reset_and_legacy_done_includes_the_time_limit():
     for legacy in (False, True):
         view, params = envs.make_gymnax("CartPole-v1", legacy=legacy, max_episode_steps=3)
-        obs, state = view.reset(jax.random.PRNGKey(0), params)
+        _, state = view.reset(jax.random.PRNGKey(0), params)
         for _ in range(3):
-            obs, state, reward, ended, info = view.step_env(None, state, 0, params)
+            _obs, state, _reward, ended, info = view.step_env(None, state, 0, params)
         assert bool(info["truncated"]) and not bool(info["terminated"])
         assert bool(ended) == legacy  # gymnax < 1.0: done includes the time limit
         assert int(state.time) == 3
@@ -118,8 +118,18 @@ def test_gymnax_view_errors():
 def test_view_runs_gymnax_code_like_gymnax():
     gymnax = pytest.importorskip("gymnax")
     genv, gparams = gymnax.make("CartPole-v1")
-    legacy = len(jax.eval_shape(genv.step, jax.random.PRNGKey(0),
-                                genv.reset(jax.random.PRNGKey(0), gparams)[1], 0, gparams)) == 5
+    legacy = (
+        len(
+            jax.eval_shape(
+                genv.step,
+                jax.random.PRNGKey(0),
+                genv.reset(jax.random.PRNGKey(0), gparams)[1],
+                0,
+                gparams,
+            )
+        )
+        == 5
+    )
     view, params = envs.make_gymnax("CartPole-v1", legacy=legacy)
     assert view.num_actions == genv.num_actions
     assert view.observation_space(params).shape == genv.observation_space(gparams).shape
@@ -193,7 +203,7 @@ def test_from_gymnax_keeps_termination_and_truncation_apart():
     obs, vstate = venv.reset(jax.random.PRNGKey(5), vparams)
     ends = 0
     for t in range(25):
-        obs, vstate, _, te, tr, info = venv.step(
+        obs, vstate, _, _te, _tr, info = venv.step(
             jax.random.PRNGKey(t), vstate, jnp.full((4,), t % 2), vparams
         )
         ends += int(info["returned_episode"].sum())

@@ -9,8 +9,8 @@ import pytest
 import envs  # noqa: F401  (registers rlkit/<id> with Gymnasium)
 
 sb3 = pytest.importorskip("stable_baselines3")
-from stable_baselines3.common.env_checker import check_env  # noqa: E402
-from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
+from stable_baselines3.common.env_checker import check_env
+from stable_baselines3.common.env_util import make_vec_env
 
 
 @pytest.mark.parametrize("env_id", ["rlkit/CartPole-v1", "rlkit/Pendulum-v1"])
@@ -24,7 +24,7 @@ def test_make_vec_env_default_path_renders_and_returns_writable_arrays():
     assert venv.render_mode == "rgb_array"  # what make_vec_env passes by default
     obs = venv.reset()
     assert obs.shape == (2, 4) and obs.flags.writeable
-    obs, rewards, dones, infos = venv.step(np.array([0, 1]))
+    obs, rewards, _dones, _infos = venv.step(np.array([0, 1]))
     rewards[0] += 1.0
     assert rewards[0] == 2.0
     frames = venv.get_images()
@@ -34,9 +34,7 @@ def test_make_vec_env_default_path_renders_and_returns_writable_arrays():
 
 def test_ppo_runs_a_few_hundred_steps():
     venv = make_vec_env("rlkit/CartPole-v1", n_envs=2, seed=0)
-    model = sb3.PPO(
-        "MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu"
-    )
+    model = sb3.PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu")
     model.learn(total_timesteps=256)
     assert model.num_timesteps == 256
     # Truncated episodes are bootstrapped: SB3 adds gamma * V(final obs) to the reward array in
