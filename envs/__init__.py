@@ -16,12 +16,20 @@ from envs.core import (  # noqa: F401
     Space,
     make,
     register,
+    register_prefix,
     registered,
     spec,
 )
 from envs import classic_control  # noqa: F401  (registers the built-in envs)
 from envs import wrappers  # noqa: F401
 from envs import gymnasium as gymnasium_bridge  # noqa: F401  (registers rlkit/<id> with Gymnasium)
+from envs import render  # noqa: F401
+from envs.brax_compat import from_brax  # noqa: F401  (registers the "brax:" prefix)
+from envs.gymnax_compat import (  # noqa: F401  (registers the "gymnax:" prefix)
+    from_gymnax,
+    gymnax_view,
+    make_gymnax,
+)
 
 __all__ = [
     "Box",
@@ -33,8 +41,14 @@ __all__ = [
     "Space",
     "make",
     "register",
+    "register_prefix",
     "registered",
     "spec",
     "wrappers",
     "gymnasium_bridge",
+    "render",
+    "from_brax",
+    "from_gymnax",
+    "gymnax_view",
+    "make_gymnax",
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "EnvParams",
     "Environment",
     "register",
+    "register_prefix",
     "registered",
     "make",
     "spec",
@@ -142,20 +143,29 @@ class Box(Space):
         return f"Box({self.low.min()}, {self.high.max()}, {self.shape}, {np.dtype(self.dtype).name})"
 
 
-def check_action(space: Space, action: Any, env_id: str = "") -> None:
-    """RLKitError unless the concrete ``action`` lies in ``space`` (numpy, no device call)."""
+def check_action(space: Space, action: Any, env_id: str = "", batch: int | None = None) -> None:
+    """RLKitError unless the concrete ``action`` lies in ``space`` (numpy, no device call).
+
+    With ``batch=N``, ``action`` holds one action per sub-env on a leading axis of size N.
+    """
     a = np.asarray(action)
     where = f" of {env_id}" if env_id else ""
+    lead = () if batch is None else (int(batch),)
     if isinstance(space, Discrete):
-        ok = a.shape == () and (
-            np.issubdtype(a.dtype, np.integer) or (np.issubdtype(a.dtype, np.floating)
-                                                   and float(a) == round(float(a)))
-        ) and space.start <= a < space.start + space.n
+        integral = np.issubdtype(a.dtype, np.integer) or (
+            np.issubdtype(a.dtype, np.floating) and bool(np.all(a == np.round(a)))
+        )
+        inside = (a >= space.start) & (a < space.start + space.n)
     elif isinstance(space, Box):
-        ok = a.shape == space.shape and bool(np.all((a >= space.low) & (a <= space.high)))
+        integral = True
+        inside = (a >= space.low) & (a <= space.high) if a.shape[len(lead):] == space.shape else False
     else:
         return
-    if not ok:
+    if a.shape[: len(lead)] != lead or not integral or not np.all(inside):
+        if batch is not None and a.shape[:1] == lead and not np.all(inside):
+            axes = tuple(range(1, a.ndim))
+            first = int(np.argmin(np.all(inside, axis=axes) if axes else inside))
+            a = a[first]
         shown = a.item() if a.ndim == 0 else a.tolist()
         raise RLKitError(f"action: {shown!r} is outside the action space {space!r}{where}")
 
@@ -294,6 +304,8 @@ class EnvSpec:
 
 
 _REGISTRY: dict[str, Callable[..., Environment]] = {}
+# "suite:id" -> factory(id): envs of other suites, made on demand (``envs.make("gymnax:...")``).
+_PREFIXES: dict[str, Callable[[str], Environment]] = {}
 
 
 def register(env_id: str, factory: Callable[..., Environment], *, overwrite: bool = False) -> None:
@@ -305,6 +317,27 @@ def register(env_id: str, factory: Callable[..., Environment], *, overwrite: boo
     _REGISTRY[env_id] = factory
 
 
+def register_prefix(
+    prefix: str, factory: Callable[[str], Environment], *, overwrite: bool = False
+) -> None:
+    """Makes ``make("<prefix>:<id>")`` call ``factory(id)``, for envs of another suite.
+
+    Args:
+      prefix: the suite's name, e.g. ``"gymnax"`` (no ``:``).
+      factory: ``factory(id) -> Environment``; it raises ``RLKitError`` for an unknown id.
+      overwrite: replace an existing prefix.
+    """
+    if not isinstance(prefix, str) or not prefix or ":" in prefix:
+        raise RLKitError(
+            f"register_prefix: prefix must be a non-empty string without ':', got {prefix!r}"
+        )
+    if prefix in _PREFIXES and not overwrite:
+        raise RLKitError(
+            f"register_prefix: prefix {prefix!r} is already registered (pass overwrite=True)"
+        )
+    _PREFIXES[prefix] = factory
+
+
 def registered() -> list[str]:
     """The ids ``make`` accepts, sorted."""
     return sorted(_REGISTRY)
@@ -314,7 +347,11 @@ def unknown_env_error(env_id: str) -> RLKitError:
     """The RLKitError for an id ``make`` does not know, suggesting the closest registered one."""
     close = difflib.get_close_matches(str(env_id), registered(), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return RLKitError(f"unknown env id {env_id!r}.{hint} Available: {', '.join(registered())}")
+    prefixes = ", ".join(f"{p}:<id>" for p in sorted(_PREFIXES))
+    suites = f"; or another suite's env as {prefixes}" if prefixes else ""
+    return RLKitError(
+        f"unknown env id {env_id!r}.{hint} Available: {', '.join(registered())}{suites}"
+    )
 
 
 def override_params(params: EnvParams, overrides: dict, caller: str) -> EnvParams:
@@ -331,10 +368,21 @@ def override_params(params: EnvParams, overrides: dict, caller: str) -> EnvParam
 
 
 def make(env_id: str, **param_overrides) -> tuple[Environment, EnvParams]:
-    """Build a registered env. Returns ``(env, params)``; keyword arguments override params fields."""
-    if env_id not in _REGISTRY:
+    """Build a registered env. Returns ``(env, params)``; keyword arguments override params fields.
+
+    ``env_id`` is a registered id (``"CartPole-v1"``) or ``"<suite>:<id>"`` for an env of
+    another suite through its adapter: ``"gymnax:CartPole-v1"``, ``"brax:inverted_pendulum"``
+    (see ``envs.gymnax_compat`` and ``envs.brax_compat``; each needs its package).
+    """
+    if not isinstance(env_id, str):
         raise unknown_env_error(env_id)
-    env = _REGISTRY[env_id]()
+    if env_id in _REGISTRY:
+        env = _REGISTRY[env_id]()
+    elif ":" in env_id and env_id.split(":", 1)[0] in _PREFIXES:
+        prefix, inner_id = env_id.split(":", 1)
+        env = _PREFIXES[prefix](inner_id)
+    else:
+        raise unknown_env_error(env_id)
     return env, override_params(env.default_params, param_overrides, f"make({env_id!r})")
 
 

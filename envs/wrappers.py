@@ -40,6 +40,7 @@ __all__ = [
     "VecEnv",
     "Wrapper",
     "fused_split",
+    "fused_split_at",
     "fused_uniform",
     "make_vec",
     "step_reads_key",
@@ -112,6 +113,20 @@ def fused_split(key: chex.PRNGKey, num: int = 2) -> chex.PRNGKey:
     if _threefry_words(key) is None:
         return jax.random.split(key, num)
     return _split_at(key, num, jnp.arange(num, dtype=jnp.uint32))
+
+
+def fused_split_at(key: chex.PRNGKey, num: int, index: chex.Array) -> chex.PRNGKey:
+    """``jax.random.split(key, num)[index]``, bit for bit, hashing only the keys at ``index``.
+
+    Args:
+      key: one PRNG key (typed or raw uint32[2]).
+      num: the number of keys ``jax.random.split`` would make.
+      index: int array of indices; an index ``>= num`` (padding) gives some valid key.
+
+    Returns:
+      The keys, with the shape of ``index`` in front.
+    """
+    return _split_at(key, num, jnp.asarray(index))
 
 
 def fused_uniform(

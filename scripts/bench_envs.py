@@ -19,7 +19,17 @@ are, so the scanned step is the env's alone. Also measured: rlkit without the au
 Compile time is timed apart from the run; the run time is the best of ``repeats`` runs, because
 the machine may be shared. Compare within one run and read the ratios.
 
+Through Gymnasium's API (``--gymnasium-api``, on by default), the bridge against Gymnasium's own
+numpy CartPole, each stepped from a Python loop with pre-drawn random actions, round-robin:
+
+- single env: ``gymnasium.make("rlkit/CartPole-v1")`` against ``gymnasium.make("CartPole-v1")``
+  (microseconds per step, resetting when an episode ends);
+- vector env: ``gymnasium.make_vec("rlkit/CartPole-v1", N, vectorization_mode=
+  "vector_entry_point")`` against ``gymnasium.make_vec("CartPole-v1", N, ...)`` (steps per
+  second, NEXT_STEP autoreset on both; also the bridge in SAME_STEP mode).
+
     PYTHONPATH=. python scripts/bench_envs.py --ns 1 64 1024 16384
+    PYTHONPATH=. python scripts/bench_envs.py --api-only --api-ns 4096
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from envs import make
 from envs.wrappers import EpisodeStatistics, VecEnv, make_vec
 from rlkit.errors import RLKitError
 
-__all__ = ["benchmark_envs", "default_steps"]
+__all__ = ["benchmark_envs", "benchmark_gymnasium_api", "default_steps"]
 
 
 def default_steps(num_envs: int) -> int:
@@ -227,6 +237,94 @@ def benchmark_envs(
     return rows
 
 
+def _loop_timer(env: Any, actions: np.ndarray, clock: Callable, vector: bool) -> Callable:
+    """A timed Python loop of ``env.step`` over ``actions`` (the single env resets on done)."""
+
+    def timed(i: int) -> float:
+        env.reset(seed=1000 + i)
+        start = clock()
+        if vector:
+            for a in actions:
+                env.step(a)
+        else:
+            for a in actions:
+                _, _, terminated, truncated, _ = env.step(a)
+                if terminated or truncated:
+                    env.reset()
+        return clock() - start
+
+    timed(-1)  # warm-up: compiles every program the loop uses
+    timed(-1)
+    return timed
+
+
+def benchmark_gymnasium_api(
+    ns: tuple[int, ...] = (4096,),
+    single_steps: int = 2000,
+    vector_steps: int = 100,
+    repeats: int = 15,
+    seed: int = 0,
+    clock: str = "wall",
+) -> dict[str, Any]:
+    """Steps through Gymnasium's API: the rlkit bridge against Gymnasium's numpy CartPole.
+
+    Args:
+      ns: numbers of sub-envs for the vector comparison.
+      single_steps: single-env steps per timed run.
+      vector_steps: vector steps per timed run.
+      repeats: timed runs per measurement, round-robin (the best is kept).
+      seed: seed of the pre-drawn actions.
+      clock: ``"wall"`` or ``"process"``.
+
+    Returns:
+      ``{"single": {...}, "vector": [{...}, ...]}``: ``rlkit_us``/``gymnasium_us`` per single
+      step and their ratio ``rlkit_over_gymnasium_time``; per N, ``rlkit_steps_per_s``
+      (NEXT_STEP), ``rlkit_same_step_steps_per_s``, ``gymnasium_steps_per_s`` and
+      ``rlkit_over_gymnasium`` (throughput ratio, NEXT_STEP).
+    """
+    import gymnasium
+
+    import envs  # noqa: F401  (registers rlkit/<id> with Gymnasium)
+
+    timer = _CLOCKS[clock]
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(0, 2, size=single_steps).tolist()  # Python ints, as agents pass
+    timers = {
+        "rlkit": _loop_timer(gymnasium.make("rlkit/CartPole-v1"), actions, timer, False),
+        "gymnasium": _loop_timer(gymnasium.make("CartPole-v1"), actions, timer, False),
+    }
+    best = {name: float("inf") for name in timers}
+    for i in range(repeats):
+        for name, timed in timers.items():
+            best[name] = min(best[name], timed(i))
+    single = {f"{name}_us": best[name] / single_steps * 1e6 for name in best}
+    single["rlkit_over_gymnasium_time"] = best["rlkit"] / best["gymnasium"]
+    vector = []
+    for n in ns:
+        acts = rng.integers(0, 2, size=(vector_steps, n))
+        mode = "vector_entry_point"
+        made = {
+            "rlkit": gymnasium.make_vec("rlkit/CartPole-v1", n, vectorization_mode=mode),
+            "rlkit_same_step": gymnasium.make_vec(
+                "rlkit/CartPole-v1", n, vectorization_mode=mode, autoreset_mode="same_step"
+            ),
+            "gymnasium": gymnasium.make_vec("CartPole-v1", n, vectorization_mode=mode),
+        }
+        timers = {name: _loop_timer(env, acts, timer, True) for name, env in made.items()}
+        best = {name: float("inf") for name in timers}
+        for i in range(repeats):
+            for name, timed in timers.items():
+                best[name] = min(best[name], timed(i))
+        row: dict[str, Any] = {"num_envs": n, "steps": vector_steps}
+        for name in timers:
+            row[f"{name}_steps_per_s"] = n * vector_steps / best[name]
+        row["rlkit_over_gymnasium"] = row["rlkit_steps_per_s"] / row["gymnasium_steps_per_s"]
+        vector.append(row)
+        for env in made.values():
+            env.close()
+    return {"single": single, "vector": vector}
+
+
 def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
@@ -252,7 +350,42 @@ def main(argv: list[str] | None = None) -> None:
         default="wall",
         help="wall time, or this process's CPU time (steadier on a busy machine)",
     )
+    parser.add_argument(
+        "--api-ns",
+        type=int,
+        nargs="+",
+        default=[4096],
+        help="numbers of sub-envs for the Gymnasium-API vector comparison",
+    )
+    parser.add_argument(
+        "--no-gymnasium-api", action="store_true", help="skip the Gymnasium-API comparison"
+    )
+    parser.add_argument(
+        "--api-only", action="store_true", help="run only the Gymnasium-API comparison"
+    )
     args = parser.parse_args(argv)
+    if not args.no_gymnasium_api:
+        api = benchmark_gymnasium_api(
+            tuple(args.api_ns), repeats=args.repeats * 3, seed=args.seed, clock=args.clock
+        )
+        single = api["single"]
+        print(f"Gymnasium API, clock: {args.clock}")
+        print(
+            f"single env: rlkit/CartPole-v1 {single['rlkit_us']:.1f} us/step, CartPole-v1 "
+            f"{single['gymnasium_us']:.1f} us/step, rlkit/gymnasium time "
+            f"{single['rlkit_over_gymnasium_time']:.2f}x"
+        )
+        print(
+            f"{'N':>6} {'rlkit/s':>10} {'same_step/s':>11} {'gymnasium/s':>11} {'rlkit/gymnasium':>15}"
+        )
+        for r in api["vector"]:
+            print(
+                f"{r['num_envs']:>6} {r['rlkit_steps_per_s']:10.3e} "
+                f"{r['rlkit_same_step_steps_per_s']:11.3e} {r['gymnasium_steps_per_s']:11.3e} "
+                f"{r['rlkit_over_gymnasium']:15.2f}"
+            )
+        if args.api_only:
+            return
     rows = benchmark_envs(
         tuple(args.ns),
         args.steps,

@@ -330,4 +330,23 @@ def test_out_of_space_actions(capsys):
         err.throw()
     err, _ = step(jax.random.key(1), state, jnp.int32(1), params)
     err.throw()
+    # Through the Gymnasium bridge, single and vector, as Gymnasium's own envs assert.
+    import gymnasium
+
+    genv = gymnasium.make("rlkit/CartPole-v1")
+    genv.reset(seed=0)
+    for bad in (5, -1, 0.7, np.float32(1.5)):
+        with pytest.raises(RLKitError, match="outside the action space"):
+            genv.step(bad)
+    genv.step(1)
+    venv = gymnasium.make_vec("rlkit/CartPole-v1", 3, vectorization_mode="vector_entry_point")
+    venv.reset(seed=0)
+    with pytest.raises(RLKitError, match="7 is outside"):
+        venv.step(np.array([0, 7, 1]))
+    venv.step(np.array([0, 1, 1]))
+    penv = gymnasium.make("rlkit/Pendulum-v1")
+    penv.reset(seed=0)
+    with pytest.raises(RLKitError, match="outside"):
+        penv.step(np.array([3.0], np.float32))
+    penv.step(np.array([1.0], np.float32))
 

@@ -280,19 +280,30 @@ def test_vector_env_cartpole_next_step_autoreset():
     assert ends >= 4 and resets >= 4
 
 
-def test_vector_env_one_compiled_call_and_one_transfer_per_step(monkeypatch):
+def test_vector_env_one_compiled_call_per_step_and_no_recompilation(monkeypatch):
     venv = gymnasium.make_vec("rlkit/CartPole-v1", 3, vectorization_mode="vector_entry_point")
     venv.reset(seed=0)
-    venv.step(np.array([0, 1, 0]))
-    step_fn = venv.unwrapped._step_fn
-    size = step_fn._cache_size()
+    program = venv.unwrapped._program
+    # Warm up both sizes of the reset-index argument (none, and padded to 8).
+    seen = set()
+    while len(seen) < 2:
+        seen.add(bridge._padded_indices(venv.unwrapped._autoreset).size)
+        venv.step(np.array([1, 1, 1]))
+    size = program.step_next._cache_size()
     calls = []
-    real_device_get = jax.device_get
-    monkeypatch.setattr(jax, "device_get", lambda x: calls.append(1) or real_device_get(x))
-    for t in range(5):
+    real_step = program.step_next
+    monkeypatch.setattr(program, "step_next", lambda *a: calls.append(1) or real_step(*a))
+    for t in range(40):
         venv.step(np.array([t % 2, 1, 0]))
-    assert len(calls) == 5
-    assert step_fn._cache_size() == size  # no recompilation
+    assert len(calls) == 40
+    assert real_step._cache_size() == size  # no recompilation
+    monkeypatch.undo()
+    assert list(bridge._padded_indices(np.array([0, 1, 1, 0, 0, 0, 0, 0, 0, 1]))) == [
+        1, 2, 9, 10, 10, 10, 10, 10
+    ]
+    assert bridge._padded_indices(np.zeros(5, bool)).size == 0
+    assert bridge._padded_indices(np.arange(40) < 9).size == 16  # the next power of two
+    assert bridge._padded_indices(np.ones(20, bool)).size == 20  # at most num_envs
     # Same seed, same trajectory; a reset with a mask only touches the masked sub-envs.
     obs_before = venv.step(np.array([0, 0, 0]))[0]
     obs, _ = venv.reset(options={"reset_mask": np.array([False, True, False])})
@@ -300,3 +311,184 @@ def test_vector_env_one_compiled_call_and_one_transfer_per_step(monkeypatch):
     assert np.all(np.abs(obs[1]) <= 0.05)
     with pytest.raises(RLKitError, match="reset_mask"):
         venv.reset(options={"reset_mask": np.array([True, False])})
+
+
+# ------------------------------------------------------------------------------------------------
+# Writable outputs, bit-equality with the jitted env, SAME_STEP, sparse resets, rendering
+# ------------------------------------------------------------------------------------------------
+
+
+def test_outputs_are_writable_numpy_arrays():
+    env = gymnasium.make("rlkit/CartPole-v1")
+    obs, _ = env.reset(seed=0)
+    obs[0] += 1.0  # would raise on a read-only view of a device buffer
+    obs, *_ = env.step(0)
+    obs[:] = 0.0
+    venv = gymnasium.make_vec("rlkit/CartPole-v1", 3, vectorization_mode="vector_entry_point")
+    obs, _ = venv.reset(seed=0)
+    obs += 1.0
+    obs, rewards, terminated, truncated, _ = venv.step(np.array([0, 1, 0]))
+    rewards[1] += 0.5  # what SB3's PPO does to bootstrap truncated episodes
+    terminated[0] = truncated[0] = True
+    obs[2, 0] = 7.0
+    assert rewards[1] == 1.5
+
+
+@pytest.mark.parametrize("env_id", envs.registered())
+def test_single_env_is_bit_equal_to_the_jitted_env_step(env_id):
+    """The packed single-env program computes what ``jax.jit(env.step)`` computes."""
+    env = gymnasium.make(host.gymnasium_id(env_id)).unwrapped
+    rl_env, params = env.rlkit_env, env.params
+    step = jax.jit(rl_env.step)
+    env.reset(seed=3)
+    env.action_space.seed(4)
+    key = jax.random.PRNGKey(0)  # the classic-control dynamics do not read the step key
+    steps = 0
+    for _ in range(150):
+        state = env.rlkit_state
+        action = env.action_space.sample()
+        obs, reward, terminated, _truncated, _ = env.step(action)
+        ref = step(key, state, jnp.asarray(action), params)
+        np.testing.assert_array_equal(obs, np.asarray(ref[0]))
+        assert obs.tobytes() == np.asarray(ref[0]).tobytes()
+        assert np.float32(reward) == np.asarray(ref[2]) and terminated == bool(ref[3])
+        assert jax.tree.map(np.asarray, ref[1]).time == env.rlkit_state.time
+        steps += 1
+        if terminated:
+            env.reset()
+    assert steps == 150
+
+
+def _run_vector_with_info(venv, seed, actions):
+    obs, _ = venv.reset(seed=seed)
+    out = [(obs, None, None, None, {})]
+    for a in actions:
+        out.append(venv.step(a))
+    return out
+
+
+@pytest.mark.parametrize("num_envs", [5, 520])  # 520: the sparse-reset path (VecEnv.SPARSE_FROM)
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_vector_env_equals_sync_vector_env_in_both_autoreset_modes(
+    counter_registered, num_envs, mode
+):
+    from gymnasium.vector import AutoresetMode
+
+    gym_mode = AutoresetMode.NEXT_STEP if mode == "next_step" else AutoresetMode.SAME_STEP
+    num_steps = 16
+    actions = np.random.default_rng(1).integers(0, 3, (num_steps, num_envs))
+    ours = gymnasium.make_vec(
+        GYM_ID, num_envs, vectorization_mode="vector_entry_point", autoreset_mode=mode
+    )
+    if num_envs >= 512:
+        assert ours.unwrapped._program.sparse_resets
+    sync = gymnasium.vector.SyncVectorEnv(
+        [lambda: gymnasium.make(GYM_ID)] * num_envs, autoreset_mode=gym_mode
+    )
+    assert ours.metadata["autoreset_mode"] == sync.metadata["autoreset_mode"] == gym_mode
+    got, want = _run_vector_with_info(ours, 0, actions), _run_vector_with_info(sync, 0, actions)
+    ended = 0
+    for t, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(g[0], w[0], err_msg=f"obs at step {t}")
+        if not t:
+            continue
+        for i, name in [(1, "reward"), (2, "terminated"), (3, "truncated")]:
+            np.testing.assert_array_equal(g[i], w[i], err_msg=f"{name} at step {t}")
+            assert g[i].dtype == w[i].dtype or name == "reward"
+        assert sorted(g[4]) == sorted(w[4]), f"info keys at step {t}"
+        if "final_obs" in w[4]:
+            np.testing.assert_array_equal(g[4]["_final_obs"], w[4]["_final_obs"])
+            for i in np.flatnonzero(w[4]["_final_obs"]):
+                np.testing.assert_array_equal(g[4]["final_obs"][i], w[4]["final_obs"][i])
+            assert all(x is None for x in g[4]["final_obs"][~w[4]["_final_obs"]])
+            ended += w[4]["_final_obs"].sum()
+    if mode == "same_step":
+        assert ended > num_envs  # every sub-env ends at least once in 16 steps (limit 6)
+
+
+def test_vector_env_rejects_bad_autoreset_mode():
+    with pytest.raises(RLKitError, match="autoreset_mode"):
+        bridge.RLKitVectorEnv(2, "CartPole-v1", autoreset_mode="disabled")
+
+
+@pytest.mark.parametrize("env_id", envs.registered())
+def test_rgb_array_frames_match_gymnasium_for_the_same_trajectory(env_id):
+    pytest.importorskip("pygame")
+    ours = gymnasium.make(host.gymnasium_id(env_id), render_mode="rgb_array")
+    theirs = gymnasium.make(env_id, render_mode="rgb_array").unwrapped
+    assert ours.metadata["render_modes"] == ["rgb_array"] and ours.render_mode == "rgb_array"
+    obs, _ = ours.reset(seed=0)
+    theirs.reset(seed=0)
+    # Gymnasium's env starts from our start state, then both follow the same actions with their
+    # own physics (float32 here, float64 there).
+    start = ours.unwrapped.rlkit_state
+    if env_id == "CartPole-v1":
+        theirs.state = obs.astype(np.float64)
+    elif env_id == "Acrobot-v1":
+        theirs.state = np.array([start.theta1, start.theta2, start.dtheta1, start.dtheta2], float)
+    elif env_id == "Pendulum-v1":
+        theirs.state = np.array([start.theta, start.theta_dot], float)
+    else:
+        theirs.state = np.array([start.position, start.velocity], float)
+    frame = ours.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    np.testing.assert_array_equal(frame, theirs.render())
+    ours.action_space.seed(1)
+    for _ in range(12):
+        action = ours.action_space.sample()
+        _, _, terminated, _, _ = ours.step(action)
+        theirs.step(action)
+        a, b = ours.render(), theirs.render()
+        assert a.shape == b.shape
+        # The drawings agree up to the pixels where float32 and float64 states round apart.
+        assert np.mean(np.any(a != b, axis=-1)) < 2e-3
+        if terminated:
+            break
+    ours.close()
+    theirs.close()
+
+
+def test_render_mode_errors_and_vector_frames(counter_registered):
+    with pytest.raises(RLKitError, match="render_mode"):
+        gymnasium.make("rlkit/CartPole-v1", render_mode="ansi")
+    with pytest.raises(RLKitError, match="render_mode"):
+        bridge.RLKitGymEnv("CartPole-v1", render_mode="human")
+    # Gymnasium itself turns "human" into its HumanRendering window over our rgb_array frames.
+    human = gymnasium.make("rlkit/CartPole-v1", render_mode="human")
+    assert isinstance(human, gymnasium.wrappers.HumanRendering)
+    assert human.unwrapped.render_mode == "rgb_array"
+    with pytest.raises(RLKitError, match="render_mode"):
+        gymnasium.make(GYM_ID, render_mode="rgb_array")  # no renderer for the toy env
+    assert gymnasium.make(GYM_ID).metadata["render_modes"] == []
+    pytest.importorskip("pygame")
+    venv = gymnasium.make_vec(
+        "rlkit/CartPole-v1", 2, vectorization_mode="vector_entry_point", render_mode="rgb_array"
+    )
+    _obs, _ = venv.reset(seed=0)
+    frames = venv.render()
+    assert len(frames) == 2 and frames[0].shape == (400, 600, 3)
+    sub = jax.tree.map(lambda x: x[1], venv.unwrapped.rlkit_state)
+    params = venv.unwrapped.params
+    np.testing.assert_array_equal(frames[1], envs.render.render_frame("CartPole-v1", sub, params))
+    assert not np.array_equal(frames[0], frames[1])
+
+
+def test_gymnasium_make_with_module_prefix_needs_no_import():
+    """``"envs:rlkit/<id>"`` works in a process that never imported ``envs``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gymnasium\n"
+        "assert 'envs' not in sys.modules\n"
+        "env = gymnasium.make('envs:rlkit/CartPole-v1')\n"
+        "obs, _ = env.reset(seed=0)\n"
+        "print(type(env.unwrapped).__name__, obs.shape, env.spec.max_episode_steps)\n"
+        "venv = gymnasium.make_vec('envs:rlkit/CartPole-v1', 2,"
+        " vectorization_mode='vector_entry_point')\n"
+        "print(type(venv).__name__, venv.reset(seed=0)[0].shape)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.split() == ["RLKitGymEnv", "(4,)", "500", "RLKitVectorEnv", "(2,", "4)"]

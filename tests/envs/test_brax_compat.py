@@ -1,0 +1,77 @@
+"""envs.from_brax on one cheap Brax env (inverted_pendulum, spring backend): terminated and
+truncated kept apart, and the same steps as Brax's own env and EpisodeWrapper."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+from envs import brax_compat
+from rlkit.errors import RLKitError
+
+brax_envs = pytest.importorskip("brax.envs")
+
+
+def test_from_brax_inverted_pendulum_flags_and_parity():
+    env, params = envs.make("brax:inverted_pendulum:spring")
+    assert isinstance(env, brax_compat.BraxEnv) and env.name == "brax:inverted_pendulum"
+    assert params.max_episode_steps == 1000
+    assert env.observation_space(params).shape == (4,) and env.action_space(params).shape == (1,)
+    # Brax's own env, wrapped as brax.envs.create wraps it (time limit 3, no autoreset).
+    theirs = brax_envs.create(
+        "inverted_pendulum", episode_length=3, auto_reset=False, backend="spring"
+    )
+
+    def rollout(key, params, action):
+        obs, state = env.reset(key, params)
+        their_state = theirs.reset(key)
+
+        def body(carry, _):
+            state, their_state = carry
+            obs, state, reward, terminated, truncated, _ = env.step(None, state, action, params)
+            their_state = theirs.step(their_state, action)
+            ours = (obs, reward, terminated, truncated)
+            brax = (
+                their_state.obs,
+                their_state.reward,
+                their_state.done,
+                their_state.info["truncation"],
+            )
+            return (state, their_state), (ours, brax)
+
+        _, out = jax.lax.scan(body, (state, their_state), None, length=40)
+        return obs, their_state.obs, out
+
+    def run_allowing_rank_promotion(*args):
+        with jax.numpy_rank_promotion("allow"):  # Brax's own env needs it
+            return rollout(*args)
+
+    run = jax.jit(run_allowing_rank_promotion)
+    key = jax.random.PRNGKey(0)
+    # Pushing one way topples the pendulum: terminated, not truncated.
+    first, their_first, ((obs, reward, terminated, truncated), brax) = run(
+        key, params, jnp.ones((1,))
+    )
+    np.testing.assert_array_equal(first, their_first)
+    end = int(np.argmax(np.asarray(terminated)))
+    assert 2 < end < 39 and not np.asarray(truncated)[: end + 1].any()
+    np.testing.assert_array_equal(obs[: end + 1], brax[0][: end + 1])
+    np.testing.assert_array_equal(reward[: end + 1], brax[1][: end + 1])
+    assert obs.dtype == jnp.float32 and reward.dtype == jnp.float32
+    # A time limit of 3 with a zero action: truncated at 3, not terminated, where Brax's
+    # EpisodeWrapper says done=1 and truncation=1.
+    _, _, ((obs, reward, terminated, truncated), brax) = run(
+        key, params.replace(max_episode_steps=3), jnp.zeros((1,))
+    )
+    assert list(np.asarray(truncated)[:3]) == [False, False, True]
+    assert not np.asarray(terminated)[:3].any()
+    assert float(brax[2][2]) == 1.0 and float(brax[3][2]) == 1.0
+    np.testing.assert_array_equal(obs[:3], brax[0][:3])
+    # An env made by brax.envs.create is unwrapped, keeping its episode length.
+    _unwrapped, unwrapped_params = envs.from_brax(theirs)
+    assert unwrapped_params.max_episode_steps == 3
+    with pytest.raises(RLKitError, match="brax_env"):
+        envs.from_brax(object())
+    with pytest.raises(RLKitError, match="no env"):
+        envs.from_brax("no_such_env")
