@@ -20,6 +20,7 @@ from envs.core import (  # noqa: F401
     spec,
 )
 from envs import classic_control  # noqa: F401  (registers the built-in envs)
+from envs import minatar  # noqa: F401  (registers MinAtar/<Game>-v0 and -v1)
 from envs import wrappers  # noqa: F401
 from envs import gymnasium as gymnasium_bridge  # noqa: F401  (registers rlkit/<id> with Gymnasium)
 
@@ -32,6 +33,7 @@ __all__ = [
     "EnvState",
     "Space",
     "make",
+    "minatar",
     "register",
     "registered",
     "spec",
