@@ -121,18 +121,24 @@ class RLKitGymEnv(gymnasium.Env):
     function of ``s``. Spaces are the rlkit spaces' ``to_gymnasium()``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 15}
 
     def __init__(self, env_id: str, render_mode: str | None = None, **param_overrides):
         """Builds the env.
 
         Args:
           env_id: a registered rlkit id, e.g. ``"CartPole-v1"``.
-          render_mode: must be None (rendering is not supported).
+          render_mode: None, or ``"rgb_array"`` for an env that has a pure
+            ``render_rgb(state, params)`` (the MinAtar games).
           **param_overrides: params fields to change, e.g. ``gravity=9.0``.
         """
-        if render_mode is not None:
-            raise RLKitError(f"RLKitGymEnv: render_mode must be None, got {render_mode!r}")
+        if render_mode is not None and (
+            render_mode != "rgb_array" or not hasattr(core.make(env_id)[0], "render_rgb")
+        ):
+            raise RLKitError(
+                f"RLKitGymEnv: render_mode must be None (or 'rgb_array' for an env with "
+                f"render_rgb), got {render_mode!r} for {env_id!r}"
+            )
         if "max_episode_steps" in param_overrides:
             raise RLKitError(
                 "RLKitGymEnv: pass max_episode_steps to gymnasium.make, which applies it as the "
@@ -142,7 +148,8 @@ class RLKitGymEnv(gymnasium.Env):
         self.rlkit_env = env
         self.rlkit_id = env_id
         self.params = params.replace(max_episode_steps=_NO_TIME_LIMIT)
-        self.render_mode = None
+        self.render_mode = render_mode
+        self._render_fn = jax.jit(env.render_rgb) if render_mode is not None else None
         self.observation_space = env.observation_space(params).to_gymnasium()
         self.action_space = env.action_space(params).to_gymnasium()
         self._action_dtype = np.dtype(env.action_space(params).dtype)
@@ -165,6 +172,12 @@ class RLKitGymEnv(gymnasium.Env):
         self._key, self._state, out = self._step_fn(self._key, self._state, action, self.params)
         obs, reward, terminated, truncated, info = _host(out)
         return obs, float(reward), bool(terminated), bool(truncated), info
+
+    def render(self):
+        """The current frame, uint8 [H, W, 3], with ``render_mode="rgb_array"``; else None."""
+        if self._render_fn is None or self._state is None:
+            return None
+        return np.asarray(self._render_fn(self._state, self.params))
 
 
 # ``tree_select`` per sub-env: a [N] mask picks between two batched pytrees.
