@@ -139,7 +139,8 @@ class SeaquestNoise(NamedTuple):
 
 def _first(free: chex.Array) -> chex.Array:
     """A mask of the first True entry of ``free`` (all False if none)."""
-    return free & (jnp.cumsum(free) == 1)
+    index = jnp.arange(free.shape[0], dtype=jnp.int32)
+    return free & (index == jnp.argmax(free))
 
 
 def _step_x(x: chex.Array, right: chex.Array) -> chex.Array:
