@@ -478,3 +478,89 @@ def test_seaquest_surfacing_with_divers():
 
     counts = run_side_by_side(Seaquest(), steps=300, seed=9, policy=climb, setup=setup)
     assert counts["reward"] >= 7 * counts["episodes"]  # 150 * 10 // 200 per full surfacing
+
+
+# --------------------------------------------------------------------------------------------------
+# Distributions of random play: rlkit's own randomness against the reference's RandomState
+# --------------------------------------------------------------------------------------------------
+
+
+def _reference_episodes(game: str, action_set, episodes: int, seed: int):
+    ref = minatar.Environment(game)
+    ref.seed(seed)
+    rng = np.random.default_rng(seed)
+    returns, lengths = [], []
+    for _ in range(episodes):
+        ref.reset()
+        total, length, done = 0.0, 0, False
+        while not done:
+            reward, done = ref.act(action_set[rng.integers(len(action_set))])
+            total += reward
+            length += 1
+        returns.append(total)
+        lengths.append(length)
+    return np.asarray(returns), np.asarray(lengths)
+
+
+def _rlkit_episodes(env_id: str, num_envs: int, steps: int, seed: int):
+    venv, params = envs.wrappers.make_vec(env_id, num_envs)
+    n_actions = venv.action_space(params).n
+
+    @jax.jit
+    def run(key):
+        key, sub = jax.random.split(key)
+        _, state = venv.reset(sub, params)
+
+        def body(state, key):
+            k_act, k_step = jax.random.split(key)
+            actions = jax.random.randint(k_act, (num_envs,), 0, n_actions)
+            _, state, _, _, _, info = venv.step(k_step, state, actions, params)
+            return state, (info["returned_episode"], info["episode_return"],
+                           info["episode_length"])
+
+        _, out = jax.lax.scan(body, state, jax.random.split(key, steps))
+        return out
+
+    done, returns, lengths = jax.device_get(run(jax.random.PRNGKey(seed)))
+    return returns[done], lengths[done]
+
+
+# (game, reference episodes, rlkit envs, rlkit steps): a few seconds each.
+_DISTRIBUTION_RUNS = {
+    "Breakout": (400, 32, 200),
+    "Freeway": (12, 12, 2501),
+    "Asterix": (300, 32, 400),
+    "SpaceInvaders": (300, 32, 400),
+    "Seaquest": (400, 32, 200),
+}
+
+
+def _compare_distributions(cls, scale: int, seed: int):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    env = cls()
+    ref_episodes, num_envs, steps = _DISTRIBUTION_RUNS[env.title]
+    ref_returns, ref_lengths = _reference_episodes(
+        env.game, env.action_set, ref_episodes * scale, seed
+    )
+    returns, lengths = _rlkit_episodes(env.id, num_envs * scale, steps, seed)
+    assert len(returns) >= min(ref_episodes * scale, 10 * scale)
+    if env.title == "Freeway":  # every game lasts exactly 2501 steps
+        assert set(lengths) == set(ref_lengths) == {2501}
+    for ours, theirs in ((returns, ref_returns), (lengths, ref_lengths)):
+        # Two-sample Kolmogorov-Smirnov (conservative for these discrete values), and means
+        # within four standard errors.
+        assert scipy_stats.ks_2samp(ours, theirs).pvalue > 1e-3
+        se = np.sqrt(ours.var() / len(ours) + theirs.var() / len(theirs))
+        assert abs(ours.mean() - theirs.mean()) <= 4 * se + 1e-9
+    return returns, lengths
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.title)
+def test_random_play_returns_and_lengths_match_the_reference(cls):
+    _compare_distributions(cls, scale=1, seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.title)
+def test_random_play_distributions_match_the_reference_at_scale(cls):
+    _compare_distributions(cls, scale=10, seed=1)
