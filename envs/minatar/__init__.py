@@ -43,9 +43,7 @@ __all__ = [
 ]
 
 #: The game classes by the reference's game name.
-GAMES = {
-    cls.game: cls for cls in (Asterix, Breakout, Freeway, Seaquest, SpaceInvaders)
-}
+GAMES = {cls.game: cls for cls in (Asterix, Breakout, Freeway, Seaquest, SpaceInvaders)}
 
 
 def _factory(cls: type, minimal: bool):

@@ -105,7 +105,7 @@ class Asterix(MinAtarEnv):
 
     def reset_game(self, key: chex.PRNGKey, params: MinAtarParams) -> AsterixState:
         del key  # the start is deterministic
-        i32 = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731
+        i32 = lambda v: jnp.asarray(v, jnp.int32)
         no = jnp.zeros((8,), jnp.bool_)
         return AsterixState(
             time=i32(0),
@@ -174,9 +174,7 @@ class Asterix(MinAtarEnv):
             spawn_speed=spawn_speed - (ramp_now & (spawn_speed > 1)),
             move_speed=move_speed - (ramp_now & (move_speed > 1) & (state.ramp_index % 2 == 1)),
             ramp_index=state.ramp_index + ramp_now,
-            ramp_timer=jnp.where(
-                ramp_now, RAMP_INTERVAL, state.ramp_timer - (ramping & ~ramp_now)
-            ),
+            ramp_timer=jnp.where(ramp_now, RAMP_INTERVAL, state.ramp_timer - (ramping & ~ramp_now)),
             terminal=terminal,
         )
         return new_state, reward.astype(jnp.float32)

@@ -39,9 +39,9 @@ __all__ = [
     "FIRE",
     "LEFT",
     "NOOP",
+    "NO_TIME_LIMIT",
     "RIGHT",
     "UP",
-    "NO_TIME_LIMIT",
     "MinAtarEnv",
     "MinAtarParams",
     "MinAtarState",
@@ -264,5 +264,3 @@ def one_hot_grid(y: chex.Array, x: chex.Array) -> chex.Array:
 def stack_channels(channels: list[chex.Array]) -> chex.Array:
     """[10, 10] bool grids into one [10, 10, C] observation."""
     return jnp.stack(channels, axis=-1)
-
-

@@ -32,7 +32,7 @@ from envs.minatar.base import (
 )
 from envs.wrappers import fused_bits
 
-__all__ = ["Breakout", "BreakoutState", "BreakoutNoise"]
+__all__ = ["Breakout", "BreakoutNoise", "BreakoutState"]
 
 # Ball directions as in the reference: 0 up-left, 1 up-right, 2 down-right, 3 down-left.
 _DX = (-1, 1, 1, -1)
@@ -92,7 +92,7 @@ class Breakout(MinAtarEnv):
     def reset_game(self, key: chex.PRNGKey, params: MinAtarParams) -> BreakoutState:
         right = self.reset_noise(key) == 1
         x = jnp.where(right, 9, 0).astype(jnp.int32)
-        i32 = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731
+        i32 = lambda v: jnp.asarray(v, jnp.int32)
         return BreakoutState(
             time=i32(0),
             last_action=i32(0),

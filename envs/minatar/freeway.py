@@ -85,9 +85,7 @@ def _speeds(words: chex.Array) -> tuple[chex.Array, chex.Array]:
     """Signed speeds and the direction uniforms from 8 words."""
     magnitude = 1 + randint_from_word(words, 5)
     right = (words & np.uint32(1)).astype(jnp.bool_)
-    return jnp.where(right, magnitude, -magnitude), jnp.where(right, 0.75, 0.25).astype(
-        jnp.float32
-    )
+    return jnp.where(right, magnitude, -magnitude), jnp.where(right, 0.75, 0.25).astype(jnp.float32)
 
 
 class Freeway(MinAtarEnv):
@@ -116,7 +114,7 @@ class Freeway(MinAtarEnv):
 
     def reset_game(self, key: chex.PRNGKey, params: MinAtarParams) -> FreewayState:
         speeds = self.reset_noise(key).speeds
-        i32 = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731
+        i32 = lambda v: jnp.asarray(v, jnp.int32)
         return FreewayState(
             time=i32(0),
             last_action=i32(0),

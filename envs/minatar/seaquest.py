@@ -53,8 +53,14 @@ from envs.minatar.base import (
     uniform_from_word,
 )
 
-__all__ = ["MAX_DIVERS", "MAX_ENEMIES", "MAX_TORPEDOES", "Seaquest", "SeaquestNoise",
-           "SeaquestState"]
+__all__ = [
+    "MAX_DIVERS",
+    "MAX_ENEMIES",
+    "MAX_TORPEDOES",
+    "Seaquest",
+    "SeaquestNoise",
+    "SeaquestState",
+]
 
 MAX_OXYGEN = 200
 INIT_SPAWN_SPEED = 20
@@ -185,7 +191,7 @@ class Seaquest(MinAtarEnv):
 
     def reset_game(self, key: chex.PRNGKey, params: MinAtarParams) -> SeaquestState:
         del key  # the start is deterministic
-        i32 = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731
+        i32 = lambda v: jnp.asarray(v, jnp.int32)
         no = jnp.asarray(False)
 
         def ints(n):
@@ -356,11 +362,7 @@ class Seaquest(MinAtarEnv):
         full = diver_count == 6
         reward = reward + jnp.where(surfaced & full, s.oxygen * 10 // MAX_OXYGEN, 0)
         diver_count = jnp.where(surfaced, jnp.where(full, 0, diver_count) - 1, diver_count)
-        ramp = (
-            surfaced
-            & params.difficulty_ramping
-            & ((s.e_spawn_speed > 1) | (s.move_speed > 2))
-        )
+        ramp = surfaced & params.difficulty_ramping & ((s.e_spawn_speed > 1) | (s.move_speed > 2))
         move_speed = s.move_speed - (ramp & (s.move_speed > 2) & (s.ramp_index % 2 == 1))
         new_state = s.replace(
             sub_x=px,

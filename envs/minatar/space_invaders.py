@@ -101,7 +101,7 @@ class SpaceInvaders(MinAtarEnv):
 
     def reset_game(self, key: chex.PRNGKey, params: MinAtarParams) -> SpaceInvadersState:
         del key  # the start is deterministic
-        i32 = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731
+        i32 = lambda v: jnp.asarray(v, jnp.int32)
         empty = jnp.zeros((10, 10), jnp.bool_)
         return SpaceInvadersState(
             time=i32(0),
@@ -191,9 +191,7 @@ class SpaceInvaders(MinAtarEnv):
         )
         return new_state, reward.astype(jnp.float32)
 
-    def get_obs(
-        self, state: SpaceInvadersState, params: MinAtarParams | None = None
-    ) -> chex.Array:
+    def get_obs(self, state: SpaceInvadersState, params: MinAtarParams | None = None) -> chex.Array:
         """The [10, 10, 6] bool observation."""
         del params
         aliens = state.alien_map

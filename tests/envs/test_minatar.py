@@ -18,8 +18,8 @@ import pytest
 
 minatar = pytest.importorskip("minatar")
 
-import envs  # noqa: E402
-from envs.minatar import Asterix, Breakout, Freeway, Seaquest, SpaceInvaders  # noqa: E402
+import envs
+from envs.minatar import Asterix, Breakout, Freeway, Seaquest, SpaceInvaders
 
 _TOP = 9  # a word's top 23 bits: w >> 9
 
@@ -285,9 +285,7 @@ def run_side_by_side(
     fake = _FreewayReplay() if game == "freeway" else ReplayRandom()
     ref = _reference(game, fake, ramping=ramping, sticky=sticky)
     if params is None:
-        params = env.default_params.replace(
-            difficulty_ramping=ramping, sticky_action_prob=sticky
-        )
+        params = env.default_params.replace(difficulty_ramping=ramping, sticky_action_prob=sticky)
     rng = np.random.default_rng(seed)
     n_actions = env.action_space(params).n
     counts = collections.Counter()
@@ -300,8 +298,9 @@ def run_side_by_side(
         obs, state = reset_out
         if setup is not None:
             # Keep every leaf's dtype (a Python int would make jit compile the step again).
-            state = jax.tree.map(lambda new, old: np.asarray(new, old.dtype), setup(ref, state),
-                                 state)
+            state = jax.tree.map(
+                lambda new, old: np.asarray(new, old.dtype), setup(ref, state), state
+            )
             obs = env.get_obs(state, params)
         np.testing.assert_array_equal(np.asarray(obs), ref.state())
         return state
@@ -337,7 +336,6 @@ def run_side_by_side(
             counts["episodes"] += 1
             state = start(reset_out, jax.device_get(reset_draws))
     return counts
-
 
 
 ALL = [Breakout, Freeway, Asterix, SpaceInvaders, Seaquest]
@@ -461,9 +459,7 @@ def test_seaquest_crowded_at_the_fastest_ramp():
         g.e_spawn_speed, g.move_speed, g.ramp_index, g.e_spawn_timer = 1, 2, 19, 0
         return state.replace(e_spawn_speed=1, move_speed=2, ramp_index=19, e_spawn_timer=0)
 
-    counts = run_side_by_side(
-        Seaquest(), steps=300, seed=8, policy=_surface_dweller, setup=setup
-    )
+    counts = run_side_by_side(Seaquest(), steps=300, seed=8, policy=_surface_dweller, setup=setup)
     assert counts["max_enemies"] >= 15
 
 
@@ -521,8 +517,7 @@ def _rlkit_episodes(env_id: str, num_envs: int, start_before: int, steps: int, s
             k_act, k_step = jax.random.split(key)
             actions = jax.random.randint(k_act, (num_envs,), 0, n_actions)
             _, state, _, _, _, info = venv.step(k_step, state, actions, params)
-            return state, (info["returned_episode"], info["episode_return"],
-                           info["episode_length"])
+            return state, (info["returned_episode"], info["episode_return"], info["episode_length"])
 
         state, out = jax.lax.scan(body, state, jax.random.split(key, steps))
         return state.episode_length, out
