@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from envs.wrappers import make_vec
 from rlkit.errors import RLKitError
 
 __all__ = ["MINATAR_GAMES", "benchmark_envs", "benchmark_minatar", "default_steps"]
@@ -254,8 +255,6 @@ def _minatar_inputs(key: jax.Array, num_envs: int, steps: int, n_actions: int):
 
 
 def _minatar_rlkit_run(env_id: str, num_envs: int, steps: int) -> Callable:
-    from envs.wrappers import make_vec
-
     venv, params = make_vec(env_id, num_envs)
     n_actions = venv.action_space(params).n
 

@@ -569,3 +569,62 @@ def test_random_play_returns_and_lengths_match_the_reference(cls):
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.title)
 def test_random_play_distributions_match_the_reference_at_scale(cls):
     _compare_distributions(cls, scale=10, seed=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# The rlkit API: registry, spaces, params under vmap, jit, rendering, Gymnasium
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.title)
+def test_registry_spaces_and_reference_gym_spaces_agree(cls):
+    gymnasium = pytest.importorskip("gymnasium")
+    minatar_gym = pytest.importorskip("minatar.gym")
+    if "MinAtar/Breakout-v1" not in gymnasium.registry:
+        minatar_gym.register_envs()
+    for version, minimal in (("v1", True), ("v0", False)):
+        env, params = envs.make(f"MinAtar/{cls.title}-{version}")
+        assert isinstance(env, cls) and env.minimal_action_set is minimal
+        ref = gymnasium.make(f"MinAtar/{cls.title}-{version}").unwrapped
+        assert env.action_space(params).to_gymnasium() == ref.action_space
+        assert env.observation_space(params).to_gymnasium() == ref.observation_space
+        assert list(env.action_set) == list(ref.action_set)
+        obs, _ = env.reset(jax.random.PRNGKey(0), params)
+        assert obs.dtype == jnp.bool_ and obs.shape == ref.observation_space.shape
+    assert envs.spec(f"MinAtar/{cls.title}-v1").max_episode_steps == 2**31 - 1
+
+
+def test_params_vmap_sticky_and_ramping_per_env():
+    env, params = envs.make("MinAtar/Breakout-v1")
+    batch = jax.tree.map(lambda x: jnp.stack([jnp.asarray(x)] * 2), params).replace(
+        sticky_action_prob=jnp.asarray([0.0, 1.0]), difficulty_ramping=jnp.asarray([True, False])
+    )
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    _, state = jax.vmap(env.reset)(keys, batch)
+    step = jax.jit(jax.vmap(env.step))
+    for i in range(3):
+        keys = jax.random.split(jax.random.PRNGKey(i + 1), 2)
+        _, state, _, _, _, _ = step(keys, state, jnp.asarray([1, 1]), batch)  # always "left"
+    # Sticky probability 1 repeats the no-op forever; 0 moves the paddle left every step.
+    np.testing.assert_array_equal(np.asarray(state.pos), [1, 4])
+    one = jax.tree.map(lambda x: x[0], state)
+    _, single, *_ = env.step(keys[0], one, 1, params.replace(sticky_action_prob=0.0))
+    _, batched, *_ = step(keys, state, jnp.asarray([1, 1]), batch)
+    assert int(single.pos) == int(batched.pos[0]) == 0
+    assert step._cache_size() == 1  # the second call did not compile again
+
+
+def test_rgb_array_rendering_and_gymnasium_checker():
+    gymnasium = pytest.importorskip("gymnasium")
+    from gymnasium.utils.env_checker import check_env
+
+    env = gymnasium.make("rlkit/MinAtar.SpaceInvaders-v1", render_mode="rgb_array")
+    check_env(env.unwrapped)
+    obs, _ = env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (160, 160, 3) and frame.dtype == np.uint8
+    colours = envs.minatar.base.palette(6)
+    # The cannon's cell (row 9, column 5) has the cannon's colour, an empty cell is black.
+    np.testing.assert_array_equal(frame[9 * 16 + 8, 5 * 16 + 8], colours[1])
+    np.testing.assert_array_equal(frame[8, 8], colours[0])
+    assert obs.dtype == np.bool_ and obs.shape == (10, 10, 6)
