@@ -236,7 +236,9 @@ class MinAtarEnv(Environment):
           The frame, for ``render_mode="rgb_array"`` and videos.
         """
         obs = self.get_obs(state, params)
-        level = jnp.max(obs * jnp.arange(1, self.num_channels + 1, dtype=jnp.int32), axis=-1)
+        level = jnp.max(
+            obs * jnp.arange(1, self.num_channels + 1, dtype=jnp.int32)[None, None, :], axis=-1
+        )
         image = jnp.asarray(palette(self.num_channels))[level]
         return jnp.repeat(jnp.repeat(image, scale, axis=0), scale, axis=1)
 
