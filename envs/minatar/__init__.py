@@ -1,19 +1,19 @@
 """MinAtar's five games as pure, jittable environments, equal step for step to ``minatar`` 1.0.15.
 
-=======================  ==========================  ===================  ==========
-id                       class                       actions (-v1)        channels
-=======================  ==========================  ===================  ==========
-MinAtar/Asterix-v1       ``Asterix``                 n l u r d            4
-MinAtar/Breakout-v1      ``Breakout``                n l r                4
-MinAtar/Freeway-v1       ``Freeway``                 n u d                7
-MinAtar/Seaquest-v1      ``Seaquest``                n l u r d f          10
-MinAtar/SpaceInvaders-v1 ``SpaceInvaders``           n l r f              6
-=======================  ==========================  ===================  ==========
+========================  ======================  ===========  ========
+id                        class                   actions      channels
+========================  ======================  ===========  ========
+MinAtar/Asterix-v1        ``Asterix``             n l u r d    4
+MinAtar/Breakout-v1       ``Breakout``            n l r        4
+MinAtar/Freeway-v1        ``Freeway``             n u d        7
+MinAtar/Seaquest-v1       ``Seaquest``            n l u r d f  10
+MinAtar/SpaceInvaders-v1  ``SpaceInvaders``       n l r f      6
+========================  ======================  ===========  ========
 
 The ``-v0`` ids take all six actions, as the reference's Gymnasium ids do. Observations are
 bool ``[10, 10, C]`` with the reference's channels in its order. Params (``MinAtarParams``):
 ``sticky_action_prob`` (0.1), ``difficulty_ramping`` (True) and ``max_episode_steps`` (no limit,
-as in the reference).
+as in the reference). Gymnasium ids: ``rlkit/MinAtar.<Game>-v1`` (see ``envs.gymnasium``).
 """
 
 from envs.core import register
