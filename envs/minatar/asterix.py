@@ -44,6 +44,7 @@ INIT_SPAWN_SPEED = 10
 INIT_MOVE_INTERVAL = 5
 _ROWS = np.arange(1, 9, dtype=np.int32)
 _COLS = np.arange(10, dtype=np.int32)
+_NONE = np.full((1,), -10, np.int32)
 
 
 @struct.dataclass
@@ -182,20 +183,21 @@ class Asterix(MinAtarEnv):
     def get_obs(self, state: AsterixState, params: MinAtarParams | None = None) -> chex.Array:
         """The [10, 10, 4] bool observation: player, enemies, trails, gold."""
         del params
-        here = state.entity_active[:, None] & (state.entity_x[:, None] == _COLS[None, :])
-        back = state.entity_x - jnp.where(state.entity_right, 1, -1)
-        trail = state.entity_active[:, None] & (back[:, None] == _COLS[None, :])
-        gold = state.entity_gold[:, None]
-        edge = jnp.zeros((1, 10), jnp.bool_)
 
-        def rows(grid):
-            return jnp.concatenate([edge, grid, edge], axis=0)
+        # Per-row vectors padded to 10 rows with a column that matches nothing (rows 0 and 9
+        # hold no entity); each channel is then one comparison (padding grids is slow on CPU).
+        def rows(v):
+            return jnp.concatenate([_NONE, v, _NONE])[:, None]
 
+        x = jnp.where(state.entity_active, state.entity_x, -10)
+        back = jnp.where(state.entity_active, x - jnp.where(state.entity_right, 1, -1), -10)
+        gold = rows(state.entity_gold.astype(jnp.int32)) == 1
+        here = rows(x) == _COLS[None, :]
         return stack_channels(
             [
                 one_hot_grid(state.player_y, state.player_x),
-                rows(here & ~gold),
-                rows(trail),
-                rows(here & gold),
+                here & ~gold,
+                rows(back) == _COLS[None, :],
+                here & gold,
             ]
         )

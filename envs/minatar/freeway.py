@@ -45,6 +45,7 @@ __all__ = ["Freeway", "FreewayNoise", "FreewayState"]
 PLAYER_SPEED = 3
 TIME_LIMIT = 2500
 _COLS = np.arange(10, dtype=np.int32)
+_NONE = np.full((1,), -10, np.int32)
 
 
 @struct.dataclass
@@ -161,17 +162,18 @@ class Freeway(MinAtarEnv):
     def get_obs(self, state: FreewayState, params: MinAtarParams | None = None) -> chex.Array:
         """The [10, 10, 7] bool observation: chicken, cars, and each car's trail by speed."""
         del params
-        cars = state.car_x[:, None] == _COLS[None, :]  # [8, 10], rows 1..8
+
+        # Per-row vectors padded to 10 rows with a column that matches nothing (rows 0 and 9
+        # have no car); each channel is then one comparison (padding grids is slow on CPU).
+        def rows(v):
+            return jnp.concatenate([_NONE, v, _NONE])[:, None]
+
         back = state.car_x - jnp.where(state.car_speed > 0, 1, -1)
         back = jnp.where(back < 0, 9, jnp.where(back > 9, 0, back))
-        trail = back[:, None] == _COLS[None, :]
-        magnitude = jnp.abs(state.car_speed)[:, None]
-        edge = jnp.zeros((1, 10), jnp.bool_)
-
-        def rows(grid):
-            return jnp.concatenate([edge, grid, edge], axis=0)
-
+        cols = _COLS[None, :]
+        magnitude = rows(jnp.abs(state.car_speed))
+        trail = rows(back) == cols
         return stack_channels(
-            [one_hot_grid(state.pos, 4), rows(cars)]
-            + [rows(trail & (magnitude == s)) for s in range(1, 6)]
+            [one_hot_grid(state.pos, 4), rows(state.car_x) == cols]
+            + [trail & (magnitude == s) for s in range(1, 6)]
         )
