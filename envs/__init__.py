@@ -21,6 +21,7 @@ from envs.core import (  # noqa: F401
     spec,
 )
 from envs import classic_control  # noqa: F401  (registers the built-in envs)
+from envs import minatar  # noqa: F401  (registers MinAtar/<Game>-v0 and -v1)
 from envs import wrappers  # noqa: F401
 from envs import gymnasium as gymnasium_bridge  # noqa: F401  (registers rlkit/<id> with Gymnasium)
 from envs import render  # noqa: F401
@@ -40,6 +41,7 @@ __all__ = [
     "EnvState",
     "Space",
     "make",
+    "minatar",
     "register",
     "register_prefix",
     "registered",

@@ -17,11 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import numpy as np
 
 from rlkit.errors import RLKitError
 
-__all__ = ["GymnasiumRenderer", "has_renderer", "register_renderer", "render_frame"]
+__all__ = [
+    "GymnasiumRenderer",
+    "PureRenderer",
+    "has_renderer",
+    "register_renderer",
+    "render_frame",
+]
 
 Renderer = Callable[[Any, Any, Any], np.ndarray]
 _RENDERERS: dict[str, Renderer] = {}
@@ -72,6 +79,17 @@ class GymnasiumRenderer:
         if self._env is not None:
             self._env.close()
             self._env = None
+
+
+class PureRenderer:
+    """The renderer of an env whose class draws itself: a pure ``render_rgb(state, params)``,
+    jitted once (the MinAtar games)."""
+
+    def __init__(self, env: Any):
+        self._render = jax.jit(env.render_rgb)
+
+    def __call__(self, state: Any, params: Any, last_action: Any = None) -> np.ndarray:
+        return np.asarray(self._render(state, params))
 
 
 def register_renderer(env_id: str, renderer: Renderer, *, overwrite: bool = False) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "EpisodeStatisticsState",
     "VecEnv",
     "Wrapper",
+    "fused_bits",
     "fused_split",
     "fused_split_at",
     "fused_uniform",
@@ -127,6 +128,29 @@ def fused_split_at(key: chex.PRNGKey, num: int, index: chex.Array) -> chex.PRNGK
       The keys, with the shape of ``index`` in front.
     """
     return _split_at(key, num, jnp.asarray(index))
+
+
+def fused_bits(key: chex.PRNGKey, num: int) -> chex.Array:
+    """``jax.random.bits(key, (num,), jnp.uint32)``, bit for bit, as fusible array operations.
+
+    For the few random words an env step draws (one hash per word, unrolled, so XLA fuses them
+    with the arithmetic that reads them). Keys that the fused path does not handle go to
+    ``jax.random.bits``.
+
+    Args:
+      key: one PRNG key (typed or raw uint32[2]).
+      num: number of 32-bit words (static).
+
+    Returns:
+      uint32 words of shape ``(num,)``, equal to ``jax.random.bits(key, (num,), jnp.uint32)``.
+    """
+    words = _threefry_words(key)
+    if words is None:
+        return jax.random.bits(key, (num,), jnp.uint32)
+    b0, b1 = _threefry2x32(
+        words[0], words[1], jnp.zeros((num,), jnp.uint32), jnp.arange(num, dtype=jnp.uint32)
+    )
+    return b0 ^ b1
 
 
 def fused_uniform(

@@ -1,4 +1,5 @@
-"""Environment throughput: rlkit CartPole-v1 against gymnax and Gymnasium's numpy vector env.
+"""Environment throughput: rlkit CartPole-v1 against gymnax and Gymnasium's numpy vector env,
+and (``--suite minatar``) rlkit's five MinAtar games against gymnax's MinAtar ports.
 
 Every backend steps CartPole-v1 with uniformly random actions and autoreset, at several numbers
 of parallel envs N:
@@ -30,6 +31,14 @@ numpy CartPole, each stepped from a Python loop with pre-drawn random actions, r
 
     PYTHONPATH=. python scripts/bench_envs.py --ns 1 64 1024 16384
     PYTHONPATH=. python scripts/bench_envs.py --api-only --api-ns 4096
+
+MinAtar (``--suite minatar``): ``make_vec("MinAtar/<Game>-v1", N)`` (sticky actions, autoreset,
+episode statistics) against gymnax's ``<Game>-MinAtar`` (no sticky actions; its built-in
+autoreset and 1000-step limit; Seaquest, which gymnax 1.0.1 does not register, from its
+``MinSeaquest`` class), uniformly random actions over each game's minimal action set, drawn up
+front like the keys. Both run in the same kind of jitted scan, in the same process.
+
+    PYTHONPATH=. python scripts/benchmark.py envs --suite minatar --ns 1 64 1024 16384
 """
 
 from __future__ import annotations
@@ -43,11 +52,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import envs  # noqa: F401  (registers rlkit/<id> with Gymnasium)
 from envs import make
 from envs.wrappers import EpisodeStatistics, VecEnv, make_vec
 from rlkit.errors import RLKitError
 
-__all__ = ["benchmark_envs", "benchmark_gymnasium_api", "default_steps"]
+__all__ = [
+    "MINATAR_GAMES",
+    "benchmark_envs",
+    "benchmark_gymnasium_api",
+    "benchmark_minatar",
+    "default_steps",
+]
+
+#: The MinAtar games ``--suite minatar`` runs: rlkit id and gymnax id.
+MINATAR_GAMES = {
+    "Asterix": ("MinAtar/Asterix-v1", "Asterix-MinAtar"),
+    "Breakout": ("MinAtar/Breakout-v1", "Breakout-MinAtar"),
+    "Freeway": ("MinAtar/Freeway-v1", "Freeway-MinAtar"),
+    "Seaquest": ("MinAtar/Seaquest-v1", "Seaquest-MinAtar"),
+    "SpaceInvaders": ("MinAtar/SpaceInvaders-v1", "SpaceInvaders-MinAtar"),
+}
 
 
 def default_steps(num_envs: int) -> int:
@@ -284,8 +309,6 @@ def benchmark_gymnasium_api(
     """
     import gymnasium
 
-    import envs  # noqa: F401  (registers rlkit/<id> with Gymnasium)
-
     timer = _CLOCKS[clock]
     rng = np.random.default_rng(seed)
     actions = rng.integers(0, 2, size=single_steps).tolist()  # Python ints, as agents pass
@@ -325,12 +348,182 @@ def benchmark_gymnasium_api(
     return {"single": single, "vector": vector}
 
 
+def _minatar_inputs(key: jax.Array, num_envs: int, steps: int, n_actions: int):
+    """Per-step keys [steps] and uniformly random actions [steps, N] in ``[0, n_actions)``."""
+    key_steps, key_actions = jax.random.split(key)
+    actions = jax.random.randint(key_actions, (steps, num_envs), 0, n_actions, jnp.int32)
+    return jax.random.split(key_steps, steps), actions
+
+
+def _minatar_rlkit_run(env_id: str, num_envs: int, steps: int) -> Callable:
+    venv, params = make_vec(env_id, num_envs)
+    n_actions = venv.action_space(params).n
+
+    def run(key):
+        key, key_reset = jax.random.split(key)
+        obs, state = venv.reset(key_reset, params)
+
+        def body(carry, inputs):
+            state, obs, reward_sum, returns_sum = carry
+            key_step, actions = inputs
+            obs, state, reward, _, _, info = venv.step(key_step, state, actions, params)
+            done_return = jnp.where(info["returned_episode"], info["episode_return"], 0.0)
+            return (state, obs, reward_sum + reward, returns_sum + done_return), None
+
+        zeros = jnp.zeros((num_envs,), jnp.float32)
+        inputs = _minatar_inputs(key, num_envs, steps, n_actions)
+        carry, _ = jax.lax.scan(body, (state, obs, zeros, zeros), inputs)
+        return carry[1:]
+
+    return run
+
+
+def _gymnax_minatar(gymnax_id: str):
+    import gymnax
+
+    try:
+        return gymnax.make(gymnax_id)
+    except (ValueError, NotImplementedError):
+        if gymnax_id != "Seaquest-MinAtar":
+            raise
+        from gymnax.environments.minatar.seaquest import MinSeaquest
+
+        env = MinSeaquest()
+        return env, env.default_params
+
+
+def _minatar_gymnax_run(gymnax_id: str, num_envs: int, steps: int) -> Callable:
+    env, params = _gymnax_minatar(gymnax_id)
+    n_actions = env.action_space(params).n
+    v_reset = jax.vmap(env.reset, in_axes=(0, None))
+    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def run(key):
+        key, key_reset = jax.random.split(key)
+        obs, state = v_reset(jax.random.split(key_reset, num_envs), params)
+
+        def body(carry, inputs):
+            state, obs, reward_sum = carry
+            key_step, actions = inputs
+            keys = jax.random.split(key_step, num_envs)
+            obs, state, reward, _, _ = v_step(keys, state, actions, params)
+            return (state, obs, reward_sum + reward), None
+
+        carry = (state, obs, jnp.zeros((num_envs,), jnp.float32))
+        carry, _ = jax.lax.scan(body, carry, _minatar_inputs(key, num_envs, steps, n_actions))
+        return carry[1:]
+
+    return run
+
+
+def benchmark_minatar(
+    ns: tuple[int, ...] = (1, 64, 1024, 16384),
+    steps: int | None = None,
+    repeats: int = 3,
+    seed: int = 0,
+    games: tuple[str, ...] = tuple(MINATAR_GAMES),
+    gymnax: bool = True,
+    clock: str = "wall",
+) -> list[dict[str, Any]]:
+    """Measures env steps per second of rlkit's and gymnax's MinAtar games at each N.
+
+    Args:
+      ns: numbers of parallel envs.
+      steps: batched steps per timed run; None picks ``default_steps(N)``.
+      repeats: timed runs per measurement (the best one is kept).
+      seed: seed of the keys and actions.
+      games: game names, keys of ``MINATAR_GAMES``.
+      gymnax: include gymnax (skipped with a note when it is not installed).
+      clock: ``"wall"`` or ``"process"`` (see ``benchmark_envs``).
+
+    Returns:
+      One dict per game and N with ``game``, ``num_envs``, ``steps``, ``rlkit_steps_per_s``,
+      ``gymnax_steps_per_s`` (None when skipped), ``rlkit_over_gymnax``, ``rlkit_compile_s``,
+      ``gymnax_compile_s`` and ``note``.
+    """
+    if clock not in _CLOCKS:
+        raise RLKitError(
+            f"benchmark_minatar: clock must be one of {sorted(_CLOCKS)}, got {clock!r}"
+        )
+    unknown = [g for g in games if g not in MINATAR_GAMES]
+    if unknown:
+        raise RLKitError(
+            f"benchmark_minatar: games must be among {sorted(MINATAR_GAMES)}, got {unknown}"
+        )
+    timer = _CLOCKS[clock]
+    note = ""
+    if gymnax:
+        try:
+            import gymnax as _  # noqa: F401
+        except ImportError:
+            gymnax, note = False, "gymnax not installed: skipped"
+    rows = []
+    for game in games:
+        rlkit_id, gymnax_id = MINATAR_GAMES[game]
+        for n in ns:
+            t = default_steps(n) if steps is None else int(steps)
+            key = jax.random.PRNGKey(seed)
+            row: dict[str, Any] = {"game": game, "num_envs": n, "steps": t, "note": note}
+            timers = {}
+            timers["rlkit"], row["rlkit_compile_s"] = _compile(
+                _minatar_rlkit_run(rlkit_id, n, t), key, timer
+            )
+            row["gymnax_compile_s"] = None
+            if gymnax:
+                try:
+                    timers["gymnax"], row["gymnax_compile_s"] = _compile(
+                        _minatar_gymnax_run(gymnax_id, n, t), key, timer
+                    )
+                except (IndexError, TypeError, ValueError, NotImplementedError) as err:
+                    # gymnax 1.0.1's MinSeaquest does not trace (a slice with a traced end)
+                    row["note"] = f"gymnax {gymnax_id} failed: {type(err).__name__}: {err}"[:160]
+            best = {name: float("inf") for name in timers}
+            for i in range(repeats):
+                for name, timed in timers.items():
+                    best[name] = min(best[name], timed(i))
+            for name in ("rlkit", "gymnax"):
+                row[f"{name}_steps_per_s"] = n * t / best[name] if name in best else None
+            theirs = row["gymnax_steps_per_s"]
+            row["rlkit_over_gymnax"] = None if theirs is None else row["rlkit_steps_per_s"] / theirs
+            rows.append(row)
+            print(_minatar_line(row), flush=True)
+    return rows
+
+
+_MINATAR_HEADER = (
+    f"{'game':>13} {'N':>6} {'steps':>6} {'rlkit/s':>10} {'gymnax/s':>10} {'rlkit/gymnax':>12} "
+    f"{'compile rlkit':>13} {'compile gymnax':>14}"
+)
+
+
+def _minatar_line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['game']:>13} {r['num_envs']:>6} {r['steps']:>6} "
+        f"{_fmt(r['rlkit_steps_per_s'], '10.3e')} {_fmt(r['gymnax_steps_per_s'], '10.3e')} "
+        f"{_fmt(r['rlkit_over_gymnax'], '12.2f')} "
+        f"{_fmt(r['rlkit_compile_s'], '12.2f')}s {_fmt(r['gymnax_compile_s'], '13.2f')}s"
+    )
+
+
 def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--suite",
+        choices=["cartpole", "minatar"],
+        default="cartpole",
+        help="CartPole-v1 against gymnax and Gymnasium, or the MinAtar games against gymnax",
+    )
+    parser.add_argument(
+        "--games",
+        nargs="+",
+        default=list(MINATAR_GAMES),
+        choices=list(MINATAR_GAMES),
+        help="MinAtar games to run (--suite minatar)",
+    )
     parser.add_argument(
         "--ns", type=int, nargs="+", default=[1, 64, 1024, 16384], help="numbers of parallel envs"
     )
@@ -364,6 +557,24 @@ def main(argv: list[str] | None = None) -> None:
         "--api-only", action="store_true", help="run only the Gymnasium-API comparison"
     )
     args = parser.parse_args(argv)
+    if args.suite == "minatar":
+        print(
+            f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+            f"jax {jax.__version__}, clock: {args.clock}"
+        )
+        print(_MINATAR_HEADER, flush=True)
+        rows = benchmark_minatar(
+            tuple(args.ns),
+            args.steps,
+            args.repeats,
+            args.seed,
+            tuple(args.games),
+            gymnax=not args.no_gymnax,
+            clock=args.clock,
+        )
+        for note in sorted({r["note"] for r in rows if r["note"]}):
+            print("note:", note)
+        return
     if not args.no_gymnasium_api:
         api = benchmark_gymnasium_api(
             tuple(args.api_ns), repeats=args.repeats * 3, seed=args.seed, clock=args.clock
