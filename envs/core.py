@@ -144,9 +144,12 @@ class Box(Space):
 
 
 def check_action(space: Space, action: Any, env_id: str = "", batch: int | None = None) -> None:
-    """RLKitError unless the concrete ``action`` lies in ``space`` (numpy, no device call).
+    """RLKitError unless the concrete ``action`` fits ``space`` (numpy, no device call).
 
-    With ``batch=N``, ``action`` holds one action per sub-env on a leading axis of size N.
+    A Discrete action must be one of the space's integers (CartPole and MountainCar assert this
+    in Gymnasium); a Box action must have the space's shape, and values outside its bounds are
+    clipped by the env, as Gymnasium's Box-action envs do. With ``batch=N``, ``action`` holds
+    one action per sub-env on a leading axis of size N.
     """
     a = np.asarray(action)
     where = f" of {env_id}" if env_id else ""
@@ -157,12 +160,14 @@ def check_action(space: Space, action: Any, env_id: str = "", batch: int | None 
         )
         inside = (a >= space.start) & (a < space.start + space.n)
     elif isinstance(space, Box):
+        # Gymnasium's Box-action envs clip out-of-range values (the rlkit ones do the same);
+        # only a wrong shape is an error.
         integral = True
-        inside = (a >= space.low) & (a <= space.high) if a.shape[len(lead):] == space.shape else False
+        inside = a.shape[len(lead):] == space.shape
     else:
         return
     if a.shape[: len(lead)] != lead or not integral or not np.all(inside):
-        if batch is not None and a.shape[:1] == lead and not np.all(inside):
+        if batch is not None and a.shape[:1] == lead and np.ndim(inside) and not np.all(inside):
             axes = tuple(range(1, a.ndim))
             first = int(np.argmin(np.all(inside, axis=axes) if axes else inside))
             a = a[first]

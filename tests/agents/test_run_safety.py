@@ -344,9 +344,11 @@ def test_out_of_space_actions(capsys):
     with pytest.raises(RLKitError, match="7 is outside"):
         venv.step(np.array([0, 7, 1]))
     venv.step(np.array([0, 1, 1]))
+    # Box actions: a wrong shape is an error; values out of bounds are clipped, as Gymnasium's
+    # Pendulum does.
     penv = gymnasium.make("rlkit/Pendulum-v1")
     penv.reset(seed=0)
     with pytest.raises(RLKitError, match="outside"):
-        penv.step(np.array([3.0], np.float32))
-    penv.step(np.array([1.0], np.float32))
+        penv.step(np.array([1.0, 2.0], np.float32))
+    penv.step(np.array([3.0], np.float32))
 
