@@ -105,7 +105,7 @@ def atoms(config: C51Config) -> chex.Array:
 
 def mean_q(logits: chex.Array, support: chex.Array) -> chex.Array:
     """Action values ``[..., A]``, the means of the distributions of ``logits [..., A, N]``."""
-    return jnp.sum(jax.nn.softmax(logits, axis=-1) * support, axis=-1)
+    return jax.nn.softmax(logits, axis=-1) @ support
 
 
 def c51_loss(

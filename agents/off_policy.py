@@ -135,7 +135,7 @@ def n_step_window(
     terminated = terminated.astype(bool)
     ended = terminated | truncated.astype(bool)
     last = jnp.where(jnp.any(ended, axis=-1), jnp.argmax(ended, axis=-1), n - 1).astype(jnp.int32)
-    steps = jnp.arange(n)
+    steps = jax.lax.broadcasted_iota(jnp.int32, reward.shape, reward.ndim - 1)
     gamma = jnp.asarray(gamma, reward.dtype)
     powers = gamma ** steps.astype(reward.dtype)
     reward_sum = jnp.sum(jnp.where(steps <= last[..., None], powers * reward, 0.0), axis=-1)
