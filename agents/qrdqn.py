@@ -157,8 +157,9 @@ class QRDQN(OffPolicyAgent):
     Config = QRDQNConfig
     #: Per-env settings; each entry holds only what differs from the ``QRDQNConfig`` defaults.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        # DQN's CartPole preset with 80k steps (at 50k, 2 of 3 seeds ended below 475).
         "CartPole-v1": {
-            "total_timesteps": 50_000,
+            "total_timesteps": 80_000,
             "learning_rate": 2e-3,
             "anneal_lr": True,
             "batch_size": 128,
