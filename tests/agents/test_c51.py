@@ -181,8 +181,7 @@ class _TruncationOnlyProbe(Environment):
         return Discrete(1)
 
 
-@pytest.mark.parametrize("n_step", [1, 3])
-def test_probe_time_limit_learns_bootstrapped_value(n_step):
+def test_probe_time_limit_learns_bootstrapped_value(n_step=3):
     """Bootstrapping at truncation gives mean Q = 1 / (1 - 0.5) = 2; cuts taken as deaths, 5/3
     or less."""
     env = _TruncationOnlyProbe()
