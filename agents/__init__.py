@@ -8,11 +8,11 @@
 
 Layers (imports go down only; ``tests/test_layers.py`` enforces it): the contract
 (``base``, ``registry``, ``networks``), the algorithms (``off_policy``, ``actor_critic``, ``dqn``,
-``ppo``, ``a2c``), ``runtime`` (loops, devices, compilation), ``runs`` (the run directory),
-``policy``, ``evaluation`` and ``training`` (the job behind ``scripts/train.py``).
+``ppo``, ``a2c``, ``c51``, ``qrdqn``), ``runtime`` (loops, devices, compilation), ``runs`` (the run
+directory), ``policy``, ``evaluation`` and ``training`` (the job behind ``scripts/train.py``).
 """
 
-from agents import a2c, dqn, ppo  # noqa: F401  (register the built-in agents)
+from agents import a2c, c51, dqn, ppo, qrdqn  # noqa: F401  (register the built-in agents)
 from agents.a2c import A2C, A2CConfig  # noqa: F401
 from agents.base import (  # noqa: F401
     Agent,

@@ -1,5 +1,5 @@
 """Flax networks shared by the agents: torsos chosen from the observation space, Q-networks
-(optionally dueling) and actor-critics.
+(optionally dueling, optionally distributional) and actor-critics.
 
 A torso maps observations to features. Vector observations ``[D]`` go through an ``MLP``; image
 observations ``[H, W, C]`` through a ``CNN`` described by a ``ConvSpec``: the Nature-DQN stack
@@ -30,6 +30,7 @@ __all__ = [
     "ConvSpec",
     "conv_spec",
     "QNetwork",
+    "DistributionalQNetwork",
     "ActorCritic",
     "activation_fn",
     "orthogonal",
@@ -229,6 +230,36 @@ class QNetwork(nn.Module):
         value = nn.Dense(1, kernel_init=orthogonal(1.0))(x)
         adv = nn.Dense(self.num_actions, kernel_init=orthogonal(1.0))(x)
         return value + adv - adv.mean(axis=-1, keepdims=True)
+
+
+class DistributionalQNetwork(nn.Module):
+    """Per-action distributions ``[..., A, N]``: ``N`` logits (C51) or quantile values (QR-DQN)
+    per action. The dueling head computes ``V + A - mean_a(A)`` per atom (Wang et al., 2016).
+
+    The torso is the one ``QNetwork`` uses: an ``MLP`` of ``hidden`` for vector observations, or
+    the ``CNN`` of ``conv`` (then ``hidden`` is unused) for images.
+    """
+
+    num_actions: int
+    num_atoms: int
+    hidden: Sequence[int] = (256, 256)
+    activation: str = "relu"
+    dueling: bool = False
+    conv: ConvSpec | None = None
+
+    @nn.compact
+    def __call__(self, obs):
+        if self.conv is None:
+            x = MLP(self.hidden, self.activation)(obs.astype(jnp.float32))
+        else:
+            x = CNN(self.conv)(obs)
+        shape = x.shape[:-1] + (self.num_actions, self.num_atoms)
+        out = nn.Dense(self.num_actions * self.num_atoms, kernel_init=orthogonal(1.0))(x)
+        out = out.reshape(shape)
+        if not self.dueling:
+            return out
+        value = nn.Dense(self.num_atoms, kernel_init=orthogonal(1.0))(x)[..., None, :]
+        return value + out - out.mean(axis=-2, keepdims=True)
 
 
 class ActorCritic(nn.Module):

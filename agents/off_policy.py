@@ -33,11 +33,20 @@ import numpy as np
 import optax
 from flax import struct
 
+import rlkit
 from agents.base import INT32_MAX, Agent, BaseConfig, Transition, hyperparameter, static_field
 from rlkit import replay
 from rlkit.errors import RLKitError
 
-__all__ = ["OffPolicyAgent", "OffPolicyConfig", "OffPolicyState", "select_tree"]
+__all__ = [
+    "OffPolicyAgent",
+    "OffPolicyConfig",
+    "OffPolicyState",
+    "bootstrap_obs",
+    "epsilon_greedy_actions",
+    "n_step_window",
+    "select_tree",
+]
 
 
 @struct.dataclass
@@ -96,6 +105,55 @@ class OffPolicyState(NamedTuple):
 def select_tree(pred: chex.Array, on_true: Any, on_false: Any) -> Any:
     """``jnp.where(pred, a, b)`` leaf by leaf over two pytrees of the same structure."""
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def n_step_window(
+    reward: chex.Array, terminated: chex.Array, truncated: chex.Array, gamma: chex.Numeric
+) -> tuple[chex.Array, chex.Array, chex.Array]:
+    """The n-step reward sum, bootstrap discount and bootstrap step of replay windows.
+
+    A window of ``n`` steps (the last axis) stops after its first step that ended an episode;
+    with ``K`` the number of steps kept and ``j = K - 1`` the last of them:
+
+        reward_sum = sum_{k<K} gamma^k r_k
+        discount = gamma^K (1 - terminated_j)
+
+    so the target is ``reward_sum + discount * V(next_obs_j)``: a truncated step still
+    bootstraps, a terminated one does not. It is the window that DQN's ``td_errors`` (through
+    ``rlkit.n_step_returns_from_rollout``) uses, in a form that distributional targets can use.
+
+    Args:
+      reward: rewards, float ``[..., n]``.
+      terminated: whether each step terminated its episode, bool or 0/1 ``[..., n]``.
+      truncated: whether each step was cut by a time limit, bool or 0/1 ``[..., n]``.
+      gamma: the discount factor, a scalar.
+
+    Returns:
+      ``(reward_sum [...], discount [...], last [...])``, ``last`` (int32) being ``j``.
+    """
+    n = reward.shape[-1]
+    terminated = terminated.astype(bool)
+    ended = terminated | truncated.astype(bool)
+    last = jnp.where(jnp.any(ended, axis=-1), jnp.argmax(ended, axis=-1), n - 1).astype(jnp.int32)
+    steps = jax.lax.broadcasted_iota(jnp.int32, reward.shape, reward.ndim - 1)
+    gamma = jnp.asarray(gamma, reward.dtype)
+    powers = gamma ** steps.astype(reward.dtype)
+    reward_sum = jnp.sum(jnp.where(steps <= last[..., None], powers * reward, 0.0), axis=-1)
+    terminal = jnp.take_along_axis(terminated, last[..., None], axis=-1)[..., 0]
+    discount = gamma ** (last + 1).astype(reward.dtype) * (1.0 - terminal.astype(reward.dtype))
+    return reward_sum, discount, last
+
+
+def bootstrap_obs(next_obs: chex.Array, last: chex.Array) -> chex.Array:
+    """``next_obs[b, last[b]]`` of windows ``next_obs [B, L, ...]``: each window's ``s'``."""
+    return jax.vmap(lambda o, j: o[j])(next_obs, last)
+
+
+def epsilon_greedy_actions(q: chex.Array, eps: chex.Numeric, key: chex.PRNGKey) -> chex.Array:
+    """Epsilon-greedy actions ``[N]`` (int32) for action values ``q [N, A]``, one key per row."""
+    keys = jax.random.split(key, q.shape[0])
+    actions = jax.vmap(rlkit.epsilon_greedy_sample, in_axes=(0, 0, None))(keys, q, eps)
+    return actions.astype(jnp.int32)
 
 
 def priority_beta(config: OffPolicyConfig, env_steps: chex.Array) -> chex.Array:
