@@ -190,8 +190,14 @@ def test_categorical_divergences_hand_computed_and_parity():
         rtol=1e-6,
     )
     np.testing.assert_allclose(dist.categorical_kl_divergence(masked, masked), 0.0, atol=1e-7)
+    # Leading axes are batch axes, as in rlax.
+    pa, pb = jax.random.normal(keys[0], (2, 4, 5)), jax.random.normal(keys[1], (2, 4, 5))
+    batched = dist.categorical_kl_divergence(pa, pb, 0.5)
+    assert batched.shape == (2, 4)
+    np.testing.assert_allclose(batched[1, 2], dist.categorical_kl_divergence(pa[1, 2], pb[1, 2], 0.5))
+    np.testing.assert_allclose(batched, rlax.categorical_kl_divergence(pa, pb, 0.5), rtol=1e-5)
     with pytest.raises(AssertionError):
-        dist.categorical_kl_divergence(jnp.ones((2, 3)), jnp.ones((2, 3)))
+        dist.categorical_kl_divergence(jnp.ones((2, 3)), jnp.ones((3,)))
 
 
 def test_multivariate_normal_kl():
@@ -215,6 +221,14 @@ def test_multivariate_normal_kl():
     )
     with pytest.raises(AssertionError):
         dist.multivariate_normal_kl_divergence(m0, s0, m1[:2], s1)
+    # Leading axes are batch axes, as in rlax.
+    bm0, bm1 = jnp.stack([m0, m1]), jnp.stack([m1, m0])
+    bs0, bs1 = jnp.stack([s0, s1]), jnp.stack([s1, s1])
+    batched = dist.multivariate_normal_kl_divergence(bm0, bs0, bm1, bs1)
+    np.testing.assert_allclose(batched[0], dist.multivariate_normal_kl_divergence(m0, s0, m1, s1))
+    np.testing.assert_allclose(
+        batched, rlax.multivariate_normal_kl_divergence(bm0, bs0, bm1, bs1), rtol=1e-5
+    )
 
 
 # ---------------------------------------------------------------------------- continuous ----
