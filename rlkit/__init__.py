@@ -10,19 +10,26 @@ import importlib as _importlib
 _MODULES = (
     "errors",
     "base",
+    "tree_util",
+    "nested_updates",
     "value_learning",
     "multistep",
     "policy_gradients",
     "vtrace",
     "distributional",
+    "general_value_functions",
     "losses",
     "transforms",
     "distributions",
+    "episodic_memory",
     "exploration",
     "pop_art",
     "moving_averages",
     "running_statistics",
     "replay",
+    "interruptions",
+    "model_learning",
+    "embedding",
 )
 
 _modules = [_importlib.import_module(f"rlkit.{_name}") for _name in _MODULES]

@@ -6,6 +6,7 @@ code written against rlax ports by changing the import. Unlike rlax, the helpers
 inputs and raise `rlkit.errors.RLKitError` (a `ValueError`) for shapes that cannot work.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import chex
@@ -16,6 +17,7 @@ import numpy as np
 from rlkit.errors import RLKitError
 
 __all__ = [
+    "AllSum",
     "batched_index",
     "lhs_broadcast",
     "one_hot",
@@ -169,3 +171,34 @@ def tree_split_key(rng_key: Array, tree_like: Any) -> tuple[Array, Any]:
     keys = jax.random.split(rng_key, len(leaves) + 1)
     leaf_keys = [keys[i] for i in range(1, len(leaves) + 1)]
     return keys[0], jax.tree_util.tree_unflatten(treedef, leaf_keys)
+
+
+class AllSum:
+    """Sums an array locally and then over the devices of a named axis (rlax's `AllSum`).
+
+    `AllSum(axis_name)(x, axis) = psum(sum(x, axis), axis_name)`, or the local sum when
+    `axis_name` is None; used by V-MPO to normalise its weights across devices.
+    """
+
+    def __init__(self, axis_name: str | None = None):
+        """Binds the axis name.
+
+        Args:
+          axis_name: name of a `pmap`/`vmap`/`shard_map` axis to sum over, or None.
+        """
+        self._axis_name = axis_name
+
+    def __call__(self, x: Array, axis: int | Sequence[int] | None = None) -> Array:
+        """Returns the sum of `x` over `axis` (all axes if None) and over the device axis.
+
+        Args:
+          x: array to sum.
+          axis: local axes to sum over; None sums all of them.
+
+        Returns:
+          The sum.
+        """
+        total = jnp.sum(x, axis=axis)
+        if self._axis_name:
+            total = jax.lax.psum(total, axis_name=self._axis_name)
+        return total

@@ -37,6 +37,7 @@ Numeric = chex.Numeric
 __all__ = [
     "discounted_returns",
     "gae_from_rollout",
+    "importance_corrected_td_errors",
     "general_off_policy_returns_from_action_values",
     "general_off_policy_returns_from_q_and_v",
     "lambda_returns",
@@ -326,6 +327,70 @@ def truncated_generalized_advantage_estimation(
 
     advantages = _reverse_scan(step, jnp.zeros((), delta.dtype), (delta, discount_t, lam_steps))
     return maybe_stop_gradient(advantages, stop_target_gradients)
+
+
+def importance_corrected_td_errors(
+    r_t: Array,
+    discount_t: Array,
+    rho_tm1: Array,
+    lambda_: Numeric,
+    values: Array,
+    stop_target_gradients: bool = False,
+) -> Array:
+    """Multistep TD errors with per-decision importance sampling, over one trajectory.
+
+    With `delta[t] = r_t[t] + discount_t[t] * values[t + 1] - values[t]` the one-step errors
+    and `rho_tm1[t] = pi(a_t | s_t) / mu(a_t | s_t)`:
+
+        E[t] = delta[t] + discount_t[t] * lambda[t] * rho_tm1[t + 1] * E[t + 1],  E[T] = 0,
+        error[t] = rho_tm1[t] * E[t].
+
+    This equals `rho_tm1[t] * (G[t] - values[t])` with G the lambda-return whose lambda at
+    step t is `lambda[t] * rho_tm1[t + 1]`; with all ratios 1 it is GAE. See "A new Q(lambda)
+    with interim forward view and Monte Carlo equivalence" by Sutton et al. (2014,
+    http://proceedings.mlr.press/v32/sutton14.html).
+
+    Args:
+      r_t: rewards on the transitions out of states 0..T-1, shape [T].
+      discount_t: discounts on those transitions, shape [T].
+      rho_tm1: importance ratios of the actions taken in states 0..T-1, shape [T].
+      lambda_: mixing parameter, a scalar or a [T] vector aligned with `r_t`.
+      values: state values of states 0..T under pi, shape [T + 1].
+      stop_target_gradients: whether the gradient flows only through `-values[t]` (as for a
+        TD error against a fixed target); default False, as in rlax.
+
+    Returns:
+      The importance-corrected TD errors of states 0..T-1, shape [T].
+    """
+    fn = "importance_corrected_td_errors"
+    check_args(
+        fn,
+        {"r_t": r_t, "discount_t": discount_t, "rho_tm1": rho_tm1, "values": values},
+        1,
+        float,
+        same_shape=["r_t", "discount_t", "rho_tm1"],
+    )
+    seq_len = np.shape(r_t)[0]
+    check_shape(fn, "values", values, (seq_len + 1,), "T + 1: states 0..T")
+    check_args(fn, {"lambda_": lambda_}, {0, 1})
+    if np.ndim(lambda_) == 1:
+        check_shape(fn, "lambda_", lambda_, (seq_len,), "one per step")
+    r_t, discount_t = jnp.asarray(r_t), jnp.asarray(discount_t)
+    rho_tm1, values = jnp.asarray(rho_tm1), jnp.asarray(values)
+    v_tm1 = values[:-1]
+    delta = r_t + discount_t * values[1:] - v_tm1
+    # The ratio of the next step; the last one multiplies E[T] = 0, so its value is unused.
+    rho_next = jnp.concatenate([rho_tm1[1:], jnp.ones((1,), rho_tm1.dtype)])
+    trace = discount_t * rho_next * _as_vector(lambda_, discount_t)
+
+    def step(acc_next, x):
+        delta, c = x
+        return delta + c * acc_next
+
+    errors = rho_tm1 * _reverse_scan(step, jnp.zeros((), delta.dtype), (delta, trace))
+    if isinstance(stop_target_gradients, bool) and not stop_target_gradients:
+        return errors
+    return maybe_stop_gradient(errors + v_tm1, stop_target_gradients) - v_tm1
 
 
 def general_off_policy_returns_from_action_values(

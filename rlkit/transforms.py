@@ -59,7 +59,9 @@ __all__ = [
     "signed_logp1",
     "signed_parabolic",
     "transform_from_2hot",
+    "transform_from_2hot_nonlinear",
     "transform_to_2hot",
+    "transform_to_2hot_nonlinear",
     "transformed_general_off_policy_returns_from_action_values",
     "transformed_lambda_returns",
     "transformed_n_step_q_learning",
@@ -67,6 +69,7 @@ __all__ = [
     "transformed_q_lambda",
     "transformed_retrace",
     "twohot_pair",
+    "unbiased_transform_pair",
 ]
 
 Array = chex.Array
@@ -275,6 +278,47 @@ def transform_from_2hot(probs: Array, min_value: float, max_value: float, num_bi
     return jnp.tensordot(probs, support, axes=1)
 
 
+def transform_to_2hot_nonlinear(scalar: Array, bins: Array) -> Array:
+    """Encodes scalars as 2-hot vectors over an arbitrary increasing support `bins`.
+
+    As `transform_to_2hot`, but the support points need not be evenly spaced: a scalar
+    (clipped to [bins[0], bins[-1]]) with `bins[k] <= x <= bins[k+1]` puts mass
+    `(bins[k+1] - x) / (bins[k+1] - bins[k])` on `bins[k]` and the rest on `bins[k+1]`.
+
+    Args:
+      scalar: float array of any shape [...].
+      bins: increasing support points [num_bins] (num_bins >= 2).
+
+    Returns:
+      Array [..., num_bins] of non-negative weights summing to 1, with expectation `x`.
+    """
+    chex.assert_rank(bins, 1)
+    num_bins = bins.shape[0]
+    clipped = jnp.clip(scalar, bins[0], bins[-1])
+    upper = jnp.clip(jnp.searchsorted(bins, clipped, side="left"), 1, num_bins - 1)
+    lower = upper - 1
+    frac_lower = (bins[upper] - clipped) / (bins[upper] - bins[lower])
+    dtype = jnp.result_type(clipped)
+    lower_hot = base.one_hot(lower, num_bins, dtype=dtype)
+    upper_hot = base.one_hot(upper, num_bins, dtype=dtype)
+    return lower_hot * frac_lower[..., None] + upper_hot * (1.0 - frac_lower)[..., None]
+
+
+def transform_from_2hot_nonlinear(probs: Array, bins: Array) -> Array:
+    """Decodes weights over the support `bins` to their expected value `sum_k probs_k bins_k`.
+
+    Args:
+      probs: weights [..., num_bins].
+      bins: support points [num_bins].
+
+    Returns:
+      Array [...].
+    """
+    chex.assert_rank(bins, 1)
+    chex.assert_axis_dimension(probs, -1, bins.shape[0])
+    return jnp.sum(probs * bins, axis=-1)
+
+
 # ---------------------------------------------------------------------------------------------
 # Transform pairs.
 # ---------------------------------------------------------------------------------------------
@@ -363,6 +407,33 @@ def muzero_pair(min_value: float, max_value: float, num_bins: int, tx: TxPair) -
       `compose_tx(tx, twohot_pair(min_value, max_value, num_bins))`.
     """
     return compose_tx(tx, twohot_pair(min_value, max_value, num_bins))
+
+
+def unbiased_transform_pair(
+    min_value: float, max_value: float, num_bins: int, tx: TxPair
+) -> TxPair:
+    """A 2-hot value parametrisation whose non-linearity moves the bins, not the value.
+
+    Like `muzero_pair`, but the scalar is 2-hot encoded directly on the support
+    `bins = tx.apply_inv(linspace(min_value, max_value, num_bins))`, so that decoding (the
+    expectation over the bins) is unbiased: `apply_inv(apply(x)) == x` for x inside the
+    support, and the expected value of a predicted distribution is a value on the raw scale.
+
+    Args:
+      min_value: lowest support point in the transformed space.
+      max_value: highest support point in the transformed space.
+      num_bins: number of support points.
+      tx: transform whose inverse places the bins (e.g. `SIGNED_HYPERBOLIC_PAIR`).
+
+    Returns:
+      A `TxPair` of `transform_to_2hot_nonlinear` and `transform_from_2hot_nonlinear` on those
+      bins.
+    """
+    bins = tx.apply_inv(jnp.linspace(min_value, max_value, num_bins))
+    return TxPair(
+        functools.partial(transform_to_2hot_nonlinear, bins=bins),
+        functools.partial(transform_from_2hot_nonlinear, bins=bins),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
