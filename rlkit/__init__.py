@@ -30,6 +30,8 @@ _MODULES = (
     "interruptions",
     "model_learning",
     "embedding",
+    "policy_targets",
+    "mpo_ops",
 )
 
 _modules = [_importlib.import_module(f"rlkit.{_name}") for _name in _MODULES]
