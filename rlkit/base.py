@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rlkit.errors import RLKitError
+from rlkit.errors import RLKitError, check
 
 __all__ = [
     "AllSum",
@@ -54,8 +54,8 @@ def batched_index(values: Array, indices: Array, keepdims: bool = False) -> Arra
     Returns:
       Array of shape [...], or [..., 1] when `keepdims` is True.
     """
-    chex.assert_rank(values, indices.ndim + 1)
-    chex.assert_type(indices, int)
+    check("batched_index", chex.assert_rank, {"values": values}, indices.ndim + 1)
+    check("batched_index", chex.assert_type, {"indices": indices}, int)
     picked = jnp.take_along_axis(values, jnp.expand_dims(indices, -1), axis=-1)
     return picked if keepdims else jnp.squeeze(picked, axis=-1)
 
@@ -122,7 +122,7 @@ def replace_masked(data: Array, replacement: Array | None, mask: Array) -> Array
     """
     if replacement is None:
         replacement = jnp.zeros_like(data)
-    chex.assert_equal_shape([data, replacement])
+    check("replace_masked", chex.assert_equal_shape, {"data": data, "replacement": replacement})
     return jnp.where(lhs_broadcast(mask, data), replacement, data)
 
 
@@ -142,8 +142,8 @@ def tree_select(pred: Array, on_true: Any, on_false: Any) -> Any:
     Raises:
       RLKitError: if the two pytrees differ in structure.
     """
-    chex.assert_rank(pred, 0)
-    chex.assert_type(pred, bool)
+    check("tree_select", chex.assert_rank, {"pred": pred}, 0)
+    check("tree_select", chex.assert_type, {"pred": pred}, bool)
     true_def = jax.tree_util.tree_structure(on_true)
     false_def = jax.tree_util.tree_structure(on_false)
     if true_def != false_def:

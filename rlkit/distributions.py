@@ -28,15 +28,22 @@ Continuous actions, from `mean` and `log_std` [D] (independent dimensions), `a` 
 
 `rescale_action(action, low, high)` maps a squashed action from [-1, 1] onto a Box's bounds.
 
-Divergences, with rlax 0.1.9's names and arguments: `categorical_cross_entropy`,
-`categorical_kl_divergence`, `multivariate_normal_kl_divergence`. Unlike rlax they take one
-distribution per call (rank-1 inputs); vmap them for a batch.
+Divergences, with rlax 0.1.9's names and arguments: `categorical_cross_entropy` (one
+distribution per call, rank-1 inputs; vmap it for a batch), `categorical_kl_divergence` and
+`multivariate_normal_kl_divergence` (any leading batch axes, as in rlax).
+
+rlax's distribution factories (`softmax`, `clipped_entropy_softmax`, `greedy`, `epsilon_greedy`,
+`gaussian_diagonal`, `squashed_gaussian`) and `categorical_sample` are at the end of this module:
+a compatibility layer over the plain functions so that ported code runs unchanged
+(`rlkit.epsilon_greedy(eps).sample(key, q)`). The plain functions are the documented way for new
+code.
 
 Ties: like rlax (distrax `Greedy` / `EpsilonGreedy`), `greedy_probs` and `epsilon_greedy_probs`
 share the greedy mass uniformly among all tied maxima, and the epsilon-greedy sampler and
 log-probability follow those probabilities. `greedy_action` is a deterministic argmax and
 returns the *first* maximal index, so with ties `greedy_log_prob(q, greedy_action(q))` is
-`-log(number of ties)`, not 0.
+`-log(number of ties)`, not 0; rlax's `greedy().sample` (and so `rlkit.greedy().sample`)
+breaks ties at random instead.
 
 Masking: a logit of `-inf` gives the action probability 0 in the softmax functions; the entropy
 and divergences treat `0 * log 0` as 0.
@@ -50,7 +57,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlkit.errors import RLKitError
+from rlkit.errors import RLKitError, check
 
 __all__ = [
     "ContinuousDistribution",
@@ -120,9 +127,13 @@ def categorical_cross_entropy(labels: Array, logits: Array) -> Array:
     Returns:
       Scalar cross entropy.
     """
-    chex.assert_rank([labels, logits], 1)
-    chex.assert_type([labels, logits], float)
-    chex.assert_equal_shape([labels, logits])
+    check("categorical_cross_entropy", chex.assert_rank, {"labels": labels, "logits": logits}, 1)
+    check(
+        "categorical_cross_entropy", chex.assert_type, {"labels": labels, "logits": logits}, float
+    )
+    check(
+        "categorical_cross_entropy", chex.assert_equal_shape, {"labels": labels, "logits": logits}
+    )
     return -jnp.sum(_plogp(labels, jax.nn.log_softmax(logits)))
 
 
@@ -139,9 +150,23 @@ def categorical_kl_divergence(p_logits: Array, q_logits: Array, temperature: flo
     Returns:
       KL divergence (>= 0) [...], a scalar for rank-1 inputs.
     """
-    chex.assert_rank(p_logits, {1, 2, 3, 4, 5, 6, 7, 8})
-    chex.assert_type([p_logits, q_logits], float)
-    chex.assert_equal_shape([p_logits, q_logits])
+    check(
+        "categorical_kl_divergence",
+        chex.assert_rank,
+        {"p_logits": p_logits},
+        {1, 2, 3, 4, 5, 6, 7, 8},
+    )
+    check(
+        "categorical_kl_divergence",
+        chex.assert_type,
+        {"p_logits": p_logits, "q_logits": q_logits},
+        float,
+    )
+    check(
+        "categorical_kl_divergence",
+        chex.assert_equal_shape,
+        {"p_logits": p_logits, "q_logits": q_logits},
+    )
     log_p = jax.nn.log_softmax(p_logits / temperature, axis=-1)
     log_q = jax.nn.log_softmax(q_logits / temperature, axis=-1)
     p = jnp.exp(log_p)
@@ -165,9 +190,18 @@ def multivariate_normal_kl_divergence(
     Returns:
       KL divergence [...], a scalar for rank-1 means.
     """
-    chex.assert_rank(mu_0, {1, 2, 3, 4, 5, 6, 7, 8})
-    chex.assert_type([mu_0, mu_1], float)
-    chex.assert_equal_shape([mu_0, mu_1])
+    check(
+        "multivariate_normal_kl_divergence",
+        chex.assert_rank,
+        {"mu_0": mu_0},
+        {1, 2, 3, 4, 5, 6, 7, 8},
+    )
+    check(
+        "multivariate_normal_kl_divergence", chex.assert_type, {"mu_0": mu_0, "mu_1": mu_1}, float
+    )
+    check(
+        "multivariate_normal_kl_divergence", chex.assert_equal_shape, {"mu_0": mu_0, "mu_1": mu_1}
+    )
     for name, sigma in (("sigma_0", sigma_0), ("sigma_1", sigma_1)):
         if jnp.ndim(sigma) > jnp.ndim(mu_0):
             raise RLKitError(
@@ -197,8 +231,8 @@ def greedy_probs(q_values: Array) -> Array:
     Returns:
       Probabilities [A].
     """
-    chex.assert_rank(q_values, 1)
-    chex.assert_type(q_values, float)
+    check("greedy_probs", chex.assert_rank, {"q_values": q_values}, 1)
+    check("greedy_probs", chex.assert_type, {"q_values": q_values}, float)
     is_max = (q_values == jnp.max(q_values)).astype(q_values.dtype)
     return is_max / jnp.sum(is_max)
 
@@ -212,8 +246,8 @@ def greedy_action(q_values: Array) -> Array:
     Returns:
       Scalar int32 action.
     """
-    chex.assert_rank(q_values, 1)
-    chex.assert_type(q_values, float)
+    check("greedy_action", chex.assert_rank, {"q_values": q_values}, 1)
+    check("greedy_action", chex.assert_type, {"q_values": q_values}, float)
     return jnp.argmax(q_values).astype(jnp.int32)
 
 
@@ -227,8 +261,10 @@ def greedy_log_prob(q_values: Array, action: Array) -> Array:
     Returns:
       Scalar log-probability.
     """
-    chex.assert_rank([q_values, action], [1, 0])
-    chex.assert_type([q_values, action], [float, int])
+    check("greedy_log_prob", chex.assert_rank, {"q_values": q_values, "action": action}, [1, 0])
+    check(
+        "greedy_log_prob", chex.assert_type, {"q_values": q_values, "action": action}, [float, int]
+    )
     return jnp.log(greedy_probs(q_values)[action])
 
 
@@ -290,8 +326,8 @@ def epsilon_greedy_log_prob(q_values: Array, action: Array, epsilon: Numeric) ->
     Returns:
       Scalar log-probability.
     """
-    chex.assert_rank(action, 0)
-    chex.assert_type(action, int)
+    check("epsilon_greedy_log_prob", chex.assert_rank, {"action": action}, 0)
+    check("epsilon_greedy_log_prob", chex.assert_type, {"action": action}, int)
     return jnp.log(epsilon_greedy_probs(q_values, epsilon)[action])
 
 
@@ -310,8 +346,8 @@ def epsilon_greedy_entropy(q_values: Array, epsilon: Numeric) -> Array:
 
 
 def _softmax_log_probs(logits: Array, temperature: Numeric) -> Array:
-    chex.assert_rank(logits, 1)
-    chex.assert_type(logits, float)
+    check("rlkit.distributions", chex.assert_rank, {"logits": logits}, 1)
+    check("rlkit.distributions", chex.assert_type, {"logits": logits}, float)
     _check_scalar(temperature, "temperature")
     return jax.nn.log_softmax(logits / temperature)
 
@@ -355,8 +391,8 @@ def softmax_log_prob(logits: Array, action: Array, temperature: Numeric = 1.0) -
     Returns:
       Scalar log-probability.
     """
-    chex.assert_rank(action, 0)
-    chex.assert_type(action, int)
+    check("softmax_log_prob", chex.assert_rank, {"action": action}, 0)
+    check("softmax_log_prob", chex.assert_type, {"action": action}, int)
     return _softmax_log_probs(logits, temperature)[action]
 
 
@@ -380,9 +416,9 @@ def softmax_entropy(logits: Array, temperature: Numeric = 1.0) -> Array:
 
 
 def _check_gaussian(mean: Array, log_std: Array) -> None:
-    chex.assert_rank([mean, log_std], 1)
-    chex.assert_type([mean, log_std], float)
-    chex.assert_equal_shape([mean, log_std])
+    check("rlkit.distributions", chex.assert_rank, {"mean": mean, "log_std": log_std}, 1)
+    check("rlkit.distributions", chex.assert_type, {"mean": mean, "log_std": log_std}, float)
+    check("rlkit.distributions", chex.assert_equal_shape, {"mean": mean, "log_std": log_std})
 
 
 def diag_gaussian_sample(key: Array, mean: Array, log_std: Array) -> Array:
@@ -417,8 +453,8 @@ def diag_gaussian_log_prob(mean: Array, log_std: Array, action: Array) -> Array:
       Scalar log-density.
     """
     _check_gaussian(mean, log_std)
-    chex.assert_equal_shape([mean, action])
-    chex.assert_type(action, float)
+    check("diag_gaussian_log_prob", chex.assert_equal_shape, {"mean": mean, "action": action})
+    check("diag_gaussian_log_prob", chex.assert_type, {"action": action}, float)
     z = (action - mean) * jnp.exp(-log_std)
     return -jnp.sum(0.5 * jnp.square(z) + log_std + _HALF_LOG_2PI)
 
@@ -432,8 +468,8 @@ def diag_gaussian_entropy(log_std: Array) -> Array:
     Returns:
       Scalar entropy (nats).
     """
-    chex.assert_rank(log_std, 1)
-    chex.assert_type(log_std, float)
+    check("diag_gaussian_entropy", chex.assert_rank, {"log_std": log_std}, 1)
+    check("diag_gaussian_entropy", chex.assert_type, {"log_std": log_std}, float)
     return jnp.sum(log_std + 0.5 + _HALF_LOG_2PI)
 
 
@@ -488,7 +524,7 @@ def tanh_gaussian_log_prob(
     if pre_tanh is None:
         if action is None:
             raise RLKitError("tanh_gaussian_log_prob needs action or pre_tanh, got neither")
-        chex.assert_type(action, float)
+        check("tanh_gaussian_log_prob", chex.assert_type, {"action": action}, float)
         bound = 1.0 - 1e-6
         pre_tanh = jnp.arctanh(jnp.clip(action, -bound, bound))
     return diag_gaussian_log_prob(mean, log_std, pre_tanh) - jnp.sum(_log_tanh_jacobian(pre_tanh))
@@ -531,9 +567,9 @@ def rescale_action(action: Array, low: Numeric, high: Numeric) -> Array:
     Returns:
       Action in [low, high] [D].
     """
-    chex.assert_rank(action, 1)
-    chex.assert_type(action, float)
-    chex.assert_rank([low, high], {0, 1})
+    check("rescale_action", chex.assert_rank, {"action": action}, 1)
+    check("rescale_action", chex.assert_type, {"action": action}, float)
+    check("rescale_action", chex.assert_rank, {"low": low, "high": high}, {0, 1})
     low = jnp.broadcast_to(jnp.asarray(low, action.dtype), action.shape)
     high = jnp.broadcast_to(jnp.asarray(high, action.dtype), action.shape)
     return low + 0.5 * (action + 1.0) * (high - low)
@@ -585,12 +621,10 @@ def _draw_categorical(key: Array, probs: Array) -> Array:
     """
     probs = jnp.asarray(probs)
     probs = probs / jnp.sum(probs, axis=-1, keepdims=True)
-    valid = jnp.logical_and(
-        jnp.all(jnp.isfinite(probs), axis=-1), jnp.all(probs >= 0, axis=-1)
-    )
-    draws = jax.random.categorical(
-        key, jnp.log(probs), axis=-1, shape=(1,) + probs.shape[:-1]
-    )[0].astype(jnp.int32)
+    valid = jnp.logical_and(jnp.all(jnp.isfinite(probs), axis=-1), jnp.all(probs >= 0, axis=-1))
+    draws = jax.random.categorical(key, jnp.log(probs), axis=-1, shape=(1,) + probs.shape[:-1])[
+        0
+    ].astype(jnp.int32)
     return jnp.where(valid, draws, -1)
 
 

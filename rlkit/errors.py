@@ -3,14 +3,14 @@
 `ArgumentError` is the form primitives raise for a wrong rank, dtype or shape: both an
 `RLKitError` and an `AssertionError` (what chex, and therefore rlax, raise), so code written
 against either keeps catching it. `check_args` and `check_shape` run chex's checks and turn its
-`input 3` into the argument's name; they are shared by the rlkit modules and not re-exported
-from `rlkit`.
+`input 3` into the argument's name, and `check` does the same for any chex assertion; they are
+shared by the rlkit modules and not re-exported from `rlkit`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import chex
@@ -80,7 +80,7 @@ def check_args(
     if same_shape:
         shapes = {name: tuple(np.shape(args[name])) for name in same_shape}
         if len(set(shapes.values())) > 1:
-            listed = ", ".join(f"{name}{shape}" for name, shape in shapes.items())
+            listed = ", ".join(f"`{name}` {shape}" for name, shape in shapes.items())
             raise ArgumentError(f"{fn}: these arguments must have the same shape: {listed}.")
 
 
@@ -91,3 +91,36 @@ def check_shape(fn: str, name: str, value: Any, expected: tuple[int, ...], why: 
         raise ArgumentError(
             f"{fn}: `{name}` must have shape {tuple(expected)} ({why}), got {shape}."
         )
+
+
+def check(fn: str, assertion: Callable[..., Any], args: dict[str, Any], *rest: Any, **kw: Any):
+    """Runs a chex assertion on named arguments; a failure names them in an `ArgumentError`.
+
+    `check("q_learning", chex.assert_rank, {"q_tm1": q_tm1, "a_tm1": a_tm1}, [1, 0])` runs
+    `chex.assert_rank([q_tm1, a_tm1], [1, 0])`. A single argument is passed on its own, not in
+    a list, as the chex call would have it.
+
+    Args:
+      fn: name of the calling primitive, for the message.
+      assertion: the chex assertion (`chex.assert_rank`, `chex.assert_type`, ...).
+      args: argument names mapped to their values, in the order the assertion takes them.
+      *rest: the assertion's remaining positional arguments (ranks, types, ...).
+      **kw: its keyword arguments.
+
+    Raises:
+      ArgumentError: naming the arguments, if the assertion fails.
+    """
+    names = list(args)
+    values = list(args.values())
+    try:
+        assertion(values[0] if len(values) == 1 else values, *rest, **kw)
+    except ArgumentError:
+        raise
+    except AssertionError as err:
+        message = str(err)
+        if len(names) == 1:
+            raise ArgumentError(f"{fn}: `{names[0]}`: {message}") from None
+        if re.search(r"input \d+", message):
+            raise ArgumentError(f"{fn}: {name_inputs(message, names)}") from None
+        listed = ", ".join(f"`{name}`" for name in names)
+        raise ArgumentError(f"{fn}: {message} (arguments {listed})") from None

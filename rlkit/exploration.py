@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from rlkit.episodic_memory import knn_query
-from rlkit.errors import check_args, check_shape
+from rlkit.errors import check, check_args, check_shape
 
 __all__ = [
     "IntrinsicRewardState",
@@ -52,8 +52,8 @@ def add_gaussian_noise(key: Array, action: Array, stddev: Numeric) -> Array:
     Returns:
       Noisy action shaped like `action` (not clipped to any bounds).
     """
-    chex.assert_rank(action, {0, 1})
-    chex.assert_type(action, float)
+    check("add_gaussian_noise", chex.assert_rank, {"action": action}, {0, 1})
+    check("add_gaussian_noise", chex.assert_type, {"action": action}, float)
     return action + jax.random.normal(key, action.shape, action.dtype) * stddev
 
 
@@ -79,8 +79,8 @@ def ornstein_uhlenbeck_noise(
     Returns:
       The new noise [D]; carry it to the next step.
     """
-    chex.assert_rank(noise_tm1, 1)
-    chex.assert_type(noise_tm1, float)
+    check("ornstein_uhlenbeck_noise", chex.assert_rank, {"noise_tm1": noise_tm1}, 1)
+    check("ornstein_uhlenbeck_noise", chex.assert_type, {"noise_tm1": noise_tm1}, float)
     innovation = jax.random.normal(key, noise_tm1.shape, noise_tm1.dtype) * stddev
     return (1.0 - damping) * noise_tm1 + innovation
 
@@ -104,9 +104,23 @@ def add_ornstein_uhlenbeck_noise(
     Returns:
       Noisy action [D].
     """
-    chex.assert_rank([action, noise_tm1], 1)
-    chex.assert_type([action, noise_tm1], float)
-    chex.assert_equal_shape([action, noise_tm1])
+    check(
+        "add_ornstein_uhlenbeck_noise",
+        chex.assert_rank,
+        {"action": action, "noise_tm1": noise_tm1},
+        1,
+    )
+    check(
+        "add_ornstein_uhlenbeck_noise",
+        chex.assert_type,
+        {"action": action, "noise_tm1": noise_tm1},
+        float,
+    )
+    check(
+        "add_ornstein_uhlenbeck_noise",
+        chex.assert_equal_shape,
+        {"action": action, "noise_tm1": noise_tm1},
+    )
     return action + ornstein_uhlenbeck_noise(key, noise_tm1, damping, stddev)
 
 
@@ -134,9 +148,14 @@ def add_dirichlet_noise(
     Returns:
       Noisy prior shaped like `prior`; rows still sum to 1 if the prior's rows do.
     """
-    chex.assert_rank(prior, {1, 2})
-    chex.assert_type(prior, float)
-    chex.assert_type([dirichlet_alpha, dirichlet_fraction], float)
+    check("add_dirichlet_noise", chex.assert_rank, {"prior": prior}, {1, 2})
+    check("add_dirichlet_noise", chex.assert_type, {"prior": prior}, float)
+    check(
+        "add_dirichlet_noise",
+        chex.assert_type,
+        {"dirichlet_alpha": dirichlet_alpha, "dirichlet_fraction": dirichlet_fraction},
+        float,
+    )
     num_actions = prior.shape[-1]
     alpha = jnp.full((num_actions,), dirichlet_alpha, prior.dtype)
     noise = jax.random.dirichlet(key, alpha, shape=prior.shape[:-1], dtype=prior.dtype)

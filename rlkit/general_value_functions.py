@@ -39,9 +39,7 @@ def pixel_control_rewards(observations: Array, cell_size: int) -> Array:
     height = observations.shape[1] // cell_size
     width = observations.shape[2] // cell_size
     change = jnp.abs(observations[1:] - observations[:-1])
-    cells = change.reshape(
-        (-1, height, cell_size, width, cell_size, observations.shape[3])
-    )
+    cells = change.reshape((-1, height, cell_size, width, cell_size, observations.shape[3]))
     return cells.mean(axis=(2, 4, 5))
 
 

@@ -15,7 +15,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlkit.errors import RLKitError, check_args
+from rlkit.errors import RLKitError, check, check_args
 from rlkit.general_value_functions import pixel_control_rewards
 from rlkit.value_learning import q_lambda
 
@@ -50,7 +50,7 @@ def huber_loss(x: Array, delta: float = 1.0) -> Array:
     Returns:
       The loss, an array with the shape of ``x``.
     """
-    chex.assert_type(x, float)
+    check("huber_loss", chex.assert_type, {"x": x}, float)
     abs_x = jnp.abs(x)
     # Split |x| into a part inside the quadratic zone and the excess beyond it; the excess has
     # zero gradient where |x| <= delta and the inside part has zero gradient beyond it.
@@ -74,7 +74,7 @@ def l2_loss(predictions: Array, targets: Array | None = None) -> Array:
     """
     if targets is None:
         targets = jnp.zeros_like(predictions)
-    chex.assert_type([predictions, targets], float)
+    check("l2_loss", chex.assert_type, {"predictions": predictions, "targets": targets}, float)
     return 0.5 * (predictions - targets) ** 2
 
 
@@ -93,7 +93,7 @@ def likelihood(predictions: Array, targets: Array) -> Array:
     Returns:
       The element-wise likelihood, an array with the shape of ``predictions``.
     """
-    chex.assert_type([predictions, targets], float)
+    check("likelihood", chex.assert_type, {"predictions": predictions, "targets": targets}, float)
     value = predictions**targets * (1.0 - predictions) ** (1.0 - targets)
     both_one = jnp.logical_and(targets == 1, predictions == 1)
     both_zero = jnp.logical_and(targets == 0, predictions == 0)
@@ -110,7 +110,7 @@ def log_loss(predictions: Array, targets: Array) -> Array:
     Returns:
       The element-wise log loss, an array with the shape of ``predictions``.
     """
-    chex.assert_type([predictions, targets], float)
+    check("log_loss", chex.assert_type, {"predictions": predictions, "targets": targets}, float)
     return -jnp.log(likelihood(predictions, targets))
 
 
@@ -133,7 +133,9 @@ def expectile_loss(predictions: Array, targets: Array, expectile: float) -> Arra
     Returns:
       The element-wise loss, an array with the shape of ``predictions``.
     """
-    chex.assert_equal_shape([predictions, targets])
+    check(
+        "expectile_loss", chex.assert_equal_shape, {"predictions": predictions, "targets": targets}
+    )
     diff = targets - predictions
     weight = jnp.abs(expectile - jnp.less(diff, 0))
     return weight * diff**2
@@ -178,7 +180,12 @@ def clip_gradient(x: Any, gradient_min: float, gradient_max: float) -> Any:
     Returns:
       ``x`` unchanged.
     """
-    chex.assert_type(jax.tree_util.tree_leaves(x), float)
+    check(
+        "clip_gradient",
+        chex.assert_type,
+        {"jax.tree_util.tree_leaves(x)": jax.tree_util.tree_leaves(x)},
+        float,
+    )
     return _clip_gradient(x, jnp.asarray(gradient_min), jnp.asarray(gradient_max))
 
 

@@ -404,9 +404,7 @@ def get_top_k_weights(
     """
     fn = "get_top_k_weights"
     names = ["scaled_advantages", "restarting_weights"]
-    check_args(
-        fn, dict(zip(names, [scaled_advantages, restarting_weights])), None, float, names
-    )
+    check_args(fn, dict(zip(names, [scaled_advantages, restarting_weights])), None, float, names)
     if not 0.0 < top_k_fraction <= 1.0:
         raise RLKitError(f"{fn}: `top_k_fraction` must be in (0, 1], got {top_k_fraction}")
     if top_k_fraction == 1.0:

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from rlkit import base
+from rlkit.errors import check
 
 __all__ = [
     "DISCOUNT_TRANSFORM_PAIR",
@@ -90,7 +91,7 @@ def identity(x: Array) -> Array:
     Returns:
       `x`.
     """
-    chex.assert_type(x, float)
+    check("identity", chex.assert_type, {"x": x}, float)
     return x
 
 
@@ -103,7 +104,7 @@ def sigmoid(x: Numeric) -> Array:
     Returns:
       Array in (0, 1) shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("sigmoid", chex.assert_type, {"x": x}, float)
     return jax.nn.sigmoid(x)
 
 
@@ -116,7 +117,7 @@ def logit(x: Array) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("logit", chex.assert_type, {"x": x}, float)
     return jnp.log(x) - jnp.log1p(-x)
 
 
@@ -129,7 +130,7 @@ def signed_logp1(x: Array) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("signed_logp1", chex.assert_type, {"x": x}, float)
     return jnp.sign(x) * jnp.log1p(jnp.abs(x))
 
 
@@ -142,7 +143,7 @@ def signed_expm1(x: Array) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("signed_expm1", chex.assert_type, {"x": x}, float)
     return jnp.sign(x) * jnp.expm1(jnp.abs(x))
 
 
@@ -159,7 +160,7 @@ def signed_hyperbolic(x: Array, eps: float = 1e-3) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("signed_hyperbolic", chex.assert_type, {"x": x}, float)
     return jnp.sign(x) * (jnp.sqrt(jnp.abs(x) + 1.0) - 1.0) + eps * x
 
 
@@ -179,7 +180,7 @@ def signed_parabolic(x: Array, eps: float = 1e-3) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("signed_parabolic", chex.assert_type, {"x": x}, float)
     shifted = jnp.abs(x) + 1.0 + eps
     root = 2.0 * shifted / (jnp.sqrt(1.0 + 4.0 * eps * shifted) + 1.0)
     return jnp.sign(x) * (jnp.square(root) - 1.0)
@@ -194,7 +195,7 @@ def hyperbolic_sin(x: Array) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("hyperbolic_sin", chex.assert_type, {"x": x}, float)
     return jnp.sinh(x)
 
 
@@ -207,7 +208,7 @@ def hyperbolic_arcsin(x: Array) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("hyperbolic_arcsin", chex.assert_type, {"x": x}, float)
     return jnp.arcsinh(x)
 
 
@@ -223,7 +224,7 @@ def power(x: Array, p: float) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("power", chex.assert_type, {"x": x}, float)
     q = jnp.sqrt(p)
     return jnp.sign(x) * (jnp.power(jnp.abs(x) / q + 1.0, p) - 1.0) / q
 
@@ -245,7 +246,7 @@ def transform_to_2hot(scalar: Array, min_value: float, max_value: float, num_bin
     Returns:
       Array [..., num_bins] of non-negative weights summing to 1.
     """
-    chex.assert_type(scalar, float)
+    check("transform_to_2hot", chex.assert_type, {"scalar": scalar}, float)
     width = (max_value - min_value) / (num_bins - 1)
     clipped = jnp.clip(scalar, min_value, max_value)
     position = (clipped - min_value) / width
@@ -272,8 +273,8 @@ def transform_from_2hot(probs: Array, min_value: float, max_value: float, num_bi
     Returns:
       Array [...].
     """
-    chex.assert_type(probs, float)
-    chex.assert_axis_dimension(probs, -1, num_bins)
+    check("transform_from_2hot", chex.assert_type, {"probs": probs}, float)
+    check("transform_from_2hot", chex.assert_axis_dimension, {"probs": probs}, -1, num_bins)
     support = jnp.linspace(min_value, max_value, num_bins).astype(probs.dtype)
     return jnp.tensordot(probs, support, axes=1)
 
@@ -292,7 +293,7 @@ def transform_to_2hot_nonlinear(scalar: Array, bins: Array) -> Array:
     Returns:
       Array [..., num_bins] of non-negative weights summing to 1, with expectation `x`.
     """
-    chex.assert_rank(bins, 1)
+    check("transform_to_2hot_nonlinear", chex.assert_rank, {"bins": bins}, 1)
     num_bins = bins.shape[0]
     clipped = jnp.clip(scalar, bins[0], bins[-1])
     upper = jnp.clip(jnp.searchsorted(bins, clipped, side="left"), 1, num_bins - 1)
@@ -314,8 +315,14 @@ def transform_from_2hot_nonlinear(probs: Array, bins: Array) -> Array:
     Returns:
       Array [...].
     """
-    chex.assert_rank(bins, 1)
-    chex.assert_axis_dimension(probs, -1, bins.shape[0])
+    check("transform_from_2hot_nonlinear", chex.assert_rank, {"bins": bins}, 1)
+    check(
+        "transform_from_2hot_nonlinear",
+        chex.assert_axis_dimension,
+        {"probs": probs},
+        -1,
+        bins.shape[0],
+    )
     return jnp.sum(probs * bins, axis=-1)
 
 
@@ -588,13 +595,38 @@ def transformed_q_lambda(
     Returns:
       TD errors [T] in the transformed scale.
     """
-    chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t, lambda_], [2, 1, 1, 1, 2, {0, 1}])
-    chex.assert_type(
-        [q_tm1, a_tm1, r_t, discount_t, q_t, lambda_],
+    check(
+        "transformed_q_lambda",
+        chex.assert_rank,
+        {
+            "q_tm1": q_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "q_t": q_t,
+            "lambda_": lambda_,
+        },
+        [2, 1, 1, 1, 2, {0, 1}],
+    )
+    check(
+        "transformed_q_lambda",
+        chex.assert_type,
+        {
+            "q_tm1": q_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "q_t": q_t,
+            "lambda_": lambda_,
+        },
         [float, int, float, float, float, float],
     )
-    chex.assert_equal_shape([q_tm1, q_t])
-    chex.assert_equal_shape([a_tm1, r_t, discount_t])
+    check("transformed_q_lambda", chex.assert_equal_shape, {"q_tm1": q_tm1, "q_t": q_t})
+    check(
+        "transformed_q_lambda",
+        chex.assert_equal_shape,
+        {"a_tm1": a_tm1, "r_t": r_t, "discount_t": discount_t},
+    )
     qa_tm1 = base.batched_index(q_tm1, a_tm1)
     v_t = jnp.max(q_t, axis=-1)
     target_tm1 = transformed_lambda_returns(
@@ -644,15 +676,44 @@ def transformed_retrace(
     Returns:
       TD errors [T] in the transformed scale.
     """
-    chex.assert_rank(
-        [q_tm1, q_t, a_tm1, a_t, r_t, discount_t, pi_t, mu_t], [2, 2, 1, 1, 1, 1, 2, 1]
+    check(
+        "transformed_retrace",
+        chex.assert_rank,
+        {
+            "q_tm1": q_tm1,
+            "q_t": q_t,
+            "a_tm1": a_tm1,
+            "a_t": a_t,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "pi_t": pi_t,
+            "mu_t": mu_t,
+        },
+        [2, 2, 1, 1, 1, 1, 2, 1],
     )
-    chex.assert_type(
-        [q_tm1, q_t, a_tm1, a_t, r_t, discount_t, pi_t, mu_t],
+    check(
+        "transformed_retrace",
+        chex.assert_type,
+        {
+            "q_tm1": q_tm1,
+            "q_t": q_t,
+            "a_tm1": a_tm1,
+            "a_t": a_t,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "pi_t": pi_t,
+            "mu_t": mu_t,
+        },
         [float, float, int, int, float, float, float, float],
     )
-    chex.assert_equal_shape([q_tm1, q_t, pi_t])
-    chex.assert_equal_shape([a_tm1, a_t, r_t, discount_t, mu_t])
+    check(
+        "transformed_retrace", chex.assert_equal_shape, {"q_tm1": q_tm1, "q_t": q_t, "pi_t": pi_t}
+    )
+    check(
+        "transformed_retrace",
+        chex.assert_equal_shape,
+        {"a_tm1": a_tm1, "a_t": a_t, "r_t": r_t, "discount_t": discount_t, "mu_t": mu_t},
+    )
     pi_a_t = base.batched_index(pi_t, a_t)
     c_t = jnp.minimum(1.0, pi_a_t / (mu_t + eps)) * lambda_
     target_tm1 = transformed_general_off_policy_returns_from_action_values(
@@ -695,12 +756,42 @@ def transformed_n_step_q_learning(
     Returns:
       TD errors [T] in the transformed scale.
     """
-    chex.assert_rank([q_tm1, target_q_t, a_tm1, a_t, r_t, discount_t], [2, 2, 1, 1, 1, 1])
-    chex.assert_type(
-        [q_tm1, target_q_t, a_tm1, a_t, r_t, discount_t], [float, float, int, int, float, float]
+    check(
+        "transformed_n_step_q_learning",
+        chex.assert_rank,
+        {
+            "q_tm1": q_tm1,
+            "target_q_t": target_q_t,
+            "a_tm1": a_tm1,
+            "a_t": a_t,
+            "r_t": r_t,
+            "discount_t": discount_t,
+        },
+        [2, 2, 1, 1, 1, 1],
     )
-    chex.assert_equal_shape([q_tm1, target_q_t])
-    chex.assert_equal_shape([a_tm1, a_t, r_t, discount_t])
+    check(
+        "transformed_n_step_q_learning",
+        chex.assert_type,
+        {
+            "q_tm1": q_tm1,
+            "target_q_t": target_q_t,
+            "a_tm1": a_tm1,
+            "a_t": a_t,
+            "r_t": r_t,
+            "discount_t": discount_t,
+        },
+        [float, float, int, int, float, float],
+    )
+    check(
+        "transformed_n_step_q_learning",
+        chex.assert_equal_shape,
+        {"q_tm1": q_tm1, "target_q_t": target_q_t},
+    )
+    check(
+        "transformed_n_step_q_learning",
+        chex.assert_equal_shape,
+        {"a_tm1": a_tm1, "a_t": a_t, "r_t": r_t, "discount_t": discount_t},
+    )
     v_t = base.batched_index(target_q_t, a_t)
     target_tm1 = transformed_n_step_returns(
         tx_pair, r_t, discount_t, v_t, n, stop_target_gradients=stop_target_gradients

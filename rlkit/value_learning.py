@@ -42,10 +42,10 @@ __all__ = [
 ]
 
 
-
 def _as_vector(x: Numeric, like: Array) -> Array:
     """Broadcasts a scalar or vector `x` to the shape and dtype of `like`."""
     return jnp.broadcast_to(jnp.asarray(x, dtype=like.dtype), like.shape)
+
 
 def _check_lambda(fn: str, lambda_: Numeric, seq_len: int) -> None:
     """A vector `lambda_` must have one entry per step."""

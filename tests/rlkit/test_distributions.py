@@ -194,7 +194,9 @@ def test_categorical_divergences_hand_computed_and_parity():
     pa, pb = jax.random.normal(keys[0], (2, 4, 5)), jax.random.normal(keys[1], (2, 4, 5))
     batched = dist.categorical_kl_divergence(pa, pb, 0.5)
     assert batched.shape == (2, 4)
-    np.testing.assert_allclose(batched[1, 2], dist.categorical_kl_divergence(pa[1, 2], pb[1, 2], 0.5))
+    np.testing.assert_allclose(
+        batched[1, 2], dist.categorical_kl_divergence(pa[1, 2], pb[1, 2], 0.5)
+    )
     np.testing.assert_allclose(batched, rlax.categorical_kl_divergence(pa, pb, 0.5), rtol=1e-5)
     with pytest.raises(AssertionError):
         dist.categorical_kl_divergence(jnp.ones((2, 3)), jnp.ones((3,)))
