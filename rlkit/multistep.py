@@ -37,9 +37,9 @@ Numeric = chex.Numeric
 __all__ = [
     "discounted_returns",
     "gae_from_rollout",
-    "importance_corrected_td_errors",
     "general_off_policy_returns_from_action_values",
     "general_off_policy_returns_from_q_and_v",
+    "importance_corrected_td_errors",
     "lambda_returns",
     "n_step_bootstrapped_returns",
     "n_step_returns_from_rollout",

@@ -11,7 +11,7 @@ import rlax
 import rlkit
 from rlkit import mpo_ops
 
-IDENTITY = lambda x: x  # noqa: E731
+IDENTITY = lambda x: x
 
 
 def test_mpo_e_step_hand_computed():
@@ -65,7 +65,7 @@ def test_mpo_loss_parity_with_rlax(per_dimension, use_jit):
             (kl_mean, lib.LagrangePenalty(alpha, 0.01, per_dimension)),
             (kl_cov, lib.LagrangePenalty(2.0 * alpha, 0.001, per_dimension)),
         ]
-        fn = lambda lp, qv: lib.mpo_loss(lp, qv, temperature, kls, sample_axis=0)  # noqa: E731
+        fn = lambda lp, qv: lib.mpo_loss(lp, qv, temperature, kls, sample_axis=0)
         return (jax.jit(fn) if use_jit else fn)(log_probs, q_values)
 
     ours, theirs = run(rlkit), run(rlax)
@@ -82,7 +82,7 @@ def test_mpo_sample_axis_is_a_transpose():
     temperature = rlkit.LagrangePenalty(alpha=jnp.array(0.7), epsilon=0.1)
     kls = [(kl_mean, rlkit.LagrangePenalty(alpha, 0.01))]
     loss0, _ = rlkit.mpo_loss(log_probs, q_values, temperature, kls, sample_axis=0)
-    moved = lambda x: jnp.moveaxis(x, 0, 1)  # noqa: E731
+    moved = lambda x: jnp.moveaxis(x, 0, 1)
     loss1, _ = rlkit.mpo_loss(moved(log_probs), moved(q_values), temperature, kls, sample_axis=1)
     np.testing.assert_allclose(loss0, loss1, rtol=1e-6)
 
