@@ -873,25 +873,26 @@ def squashed_gaussian(sigma_min: float = -4, sigma_max: float = 0.0) -> Continuo
         log_std = sigma_min + 0.5 * (sigma_max - sigma_min) * (jnp.tanh(sigma) + 1.0)
         return jnp.tanh(mu), log_std
 
-    def affine(action_spec: Any) -> tuple[Any, Any]:
+    def affine(action_spec: Any, shape: tuple) -> tuple[Array, Array]:
         low = jnp.asarray(action_spec.minimum)
-        return low, 0.5 * (jnp.asarray(action_spec.maximum) - low)
+        half_range = 0.5 * (jnp.asarray(action_spec.maximum) - low)
+        return jnp.broadcast_to(low, shape), jnp.broadcast_to(half_range, shape)
 
     def sample_fn(key: Array, mu: Array, sigma: Array, action_spec: Any) -> Array:
         mean, log_std = activate(mu, sigma)
         squashed = jnp.tanh(_gaussian_draw(key, mean, jnp.exp(log_std)))
         if action_spec is None:
             return squashed
-        low, half_range = affine(action_spec)
+        low, half_range = affine(action_spec, squashed.shape)
         return low + half_range * (squashed + 1.0)
 
     def logprob_fn(sample: Array, mu: Array, sigma: Array, action_spec: Any) -> Array:
         mean, log_std = activate(mu, sigma)
         log_det = 0.0
         if action_spec is not None:
-            low, half_range = affine(action_spec)
+            low, half_range = affine(action_spec, mean.shape)
             sample = (sample - low) / half_range - 1.0
-            log_det = jnp.sum(jnp.broadcast_to(jnp.log(jnp.abs(half_range)), mean.shape), -1)
+            log_det = jnp.sum(jnp.log(jnp.abs(half_range)), -1)
         return tanh_log_prob_v(mean, log_std, jnp.arctanh(sample)) - log_det
 
     def prob_fn(sample: Array, mu: Array, sigma: Array, action_spec: Any) -> Array:

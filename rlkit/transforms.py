@@ -323,7 +323,7 @@ def transform_from_2hot_nonlinear(probs: Array, bins: Array) -> Array:
         -1,
         bins.shape[0],
     )
-    return jnp.sum(probs * bins, axis=-1)
+    return jnp.tensordot(probs, bins.astype(jnp.result_type(probs)), axes=1)
 
 
 # ---------------------------------------------------------------------------------------------
