@@ -134,9 +134,12 @@ def run_rlax_tests(
     repo_root = pathlib.Path(rlkit.__file__).resolve().parent.parent
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(shim), str(repo_root)])
-    # pop_art_test asks chex for 4 CPU devices; the shim's import of rlkit has already started
-    # JAX's backend by then, so the devices must exist from the start.
-    env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false --xla_force_host_platform_device_count=4"
+    # pop_art_test asks chex for 4 CPU devices; by then JAX's backend has started (the shim
+    # imports rlkit, and earlier test files run), so the devices must exist from the start. chex
+    # reads the count with `re.match`, so the flag must come first.
+    env["XLA_FLAGS"] = (
+        "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false"
+    )
     (root / "pytest.ini").write_text("[pytest]\n")
     cmd = [
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
@@ -148,18 +151,26 @@ def run_rlax_tests(
         cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     output = proc.stdout + proc.stderr
-    summary = output.strip().splitlines()[-1] if output.strip() else ""
+    # The summary is pytest's last stdout line that reports counts and a time ("... in 12.3s").
+    summaries = [
+        line
+        for line in proc.stdout.splitlines()
+        if re.search(r"\d+ (passed|failed|errors?|skipped|deselected)", line) and " in " in line
+    ]
+    summary = summaries[-1] if summaries else ""
     counts = {
         kind: int(num)
         for num, kind in re.findall(r"(\d+) (passed|failed|errors?|skipped|deselected)", summary)
     }
     counts["errors"] = counts.pop("error", 0) + counts.pop("errors", 0)
+    counts["returncode"] = proc.returncode
     return output, counts
 
 
 def _check(output: str, counts: dict) -> None:
     failed = counts.get("failed", 0) + counts["errors"] + counts.get("skipped", 0)
     assert counts.get("passed", 0) > 0 and failed == 0, output[-6000:]
+    assert counts["returncode"] == 0, output[-6000:]
 
 
 # Cheap selection: every test case once, the jitted variant where there are several, without
