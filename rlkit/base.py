@@ -1,7 +1,8 @@
 """Small array and pytree helpers shared by the rest of rlkit.
 
 Names, arguments and results follow rlax 0.1.9 (`rlax.batched_index`, `rlax.one_hot`,
-`rlax.lhs_broadcast`, `rlax.replace_masked`, `rlax.tree_select`, `rlax.tree_split_key`), so
+`rlax.lhs_broadcast`, `rlax.replace_masked`, `rlax.tree_select`, `rlax.tree_split_key`,
+`rlax.AllSum`), so
 code written against rlax ports by changing the import. Unlike rlax, the helpers check their
 inputs and raise `rlkit.errors.RLKitError` (a `ValueError`) for shapes that cannot work.
 """

@@ -37,7 +37,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlkit import base
+from rlkit import base, multistep
 from rlkit.errors import check
 
 __all__ = [
@@ -476,8 +476,6 @@ def transformed_lambda_returns(
     Returns:
       Transformed lambda-returns [T].
     """
-    from rlkit import multistep
-
     returns = multistep.lambda_returns(
         r_t, discount_t, tx_pair.apply_inv(v_t), lambda_, stop_target_gradients
     )
@@ -515,8 +513,6 @@ def transformed_n_step_returns(
     Returns:
       Transformed n-step returns [T].
     """
-    from rlkit import multistep
-
     returns = multistep.n_step_bootstrapped_returns(
         r_t,
         discount_t,
@@ -556,8 +552,6 @@ def transformed_general_off_policy_returns_from_action_values(
     Returns:
       Transformed off-policy returns [T].
     """
-    from rlkit import multistep
-
     returns = multistep.general_off_policy_returns_from_action_values(
         tx_pair.apply_inv(q_t), a_t, r_t, discount_t, c_t, pi_t, stop_target_gradients
     )
