@@ -137,9 +137,7 @@ def run_rlax_tests(
     # pop_art_test asks chex for 4 CPU devices; by then JAX's backend has started (the shim
     # imports rlkit, and earlier test files run), so the devices must exist from the start. chex
     # reads the count with `re.match`, so the flag must come first.
-    env["XLA_FLAGS"] = (
-        "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false"
-    )
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false"
     (root / "pytest.ini").write_text("[pytest]\n")
     cmd = [
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
