@@ -15,8 +15,10 @@ Default run (about a quarter of the cases, to keep CI short): chex runs most rla
 four variants (`with_jit`, `without_jit`, `with_device`, `without_device`); only `with_jit`
 runs, with the tests that come in a single variant. Also left out of the default run are
 `mpo_ops_test`'s `test_optimization*` and `test_mpo_input_axis_order_equivalence*`, which
-train a small policy for thousands of steps (about 20 s each here). The full run (all 737
-tests, every variant) is marked slow: `pytest -m slow tests/rlkit/test_rlax_conformance.py`.
+train a small policy for thousands of steps (about 20 s each here). The default run has 243
+tests. The full run (every test and variant: rlax's 737, plus the `with_pmap` variants that run
+because the subprocess has four CPU devices, 913 in all) is marked slow:
+`pytest -m slow tests/rlkit/test_rlax_conformance.py`.
 """
 
 from __future__ import annotations
@@ -182,10 +184,13 @@ _CHEAP = (
 def test_rlax_own_tests_pass_against_rlkit_cheap_variants(tmp_path):
     output, counts = run_rlax_tests(tmp_path, ["-k", _CHEAP], timeout=800)
     _check(output, counts)
+    assert counts["passed"] >= 240, output[-3000:]  # the selection has not shrunk by accident
 
 
 @pytest.mark.slow
 def test_rlax_own_tests_pass_against_rlkit_all_variants(tmp_path):
     output, counts = run_rlax_tests(tmp_path, [], timeout=3000)
     _check(output, counts)
-    assert counts["passed"] == 737, output[-3000:]
+    # 737 run with one device; with the four CPU devices set here chex also runs the
+    # `with_pmap` variants (913 tests in all with rlax 0.1.9).
+    assert counts["passed"] >= 737, output[-3000:]
