@@ -1,11 +1,13 @@
 """Small array and pytree helpers shared by the rest of rlkit.
 
 Names, arguments and results follow rlax 0.1.9 (`rlax.batched_index`, `rlax.one_hot`,
-`rlax.lhs_broadcast`, `rlax.replace_masked`, `rlax.tree_select`, `rlax.tree_split_key`), so
+`rlax.lhs_broadcast`, `rlax.replace_masked`, `rlax.tree_select`, `rlax.tree_split_key`,
+`rlax.AllSum`), so
 code written against rlax ports by changing the import. Unlike rlax, the helpers check their
 inputs and raise `rlkit.errors.RLKitError` (a `ValueError`) for shapes that cannot work.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import chex
@@ -13,9 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rlkit.errors import RLKitError
+from rlkit.errors import RLKitError, check
 
 __all__ = [
+    "AllSum",
     "batched_index",
     "lhs_broadcast",
     "one_hot",
@@ -52,8 +55,8 @@ def batched_index(values: Array, indices: Array, keepdims: bool = False) -> Arra
     Returns:
       Array of shape [...], or [..., 1] when `keepdims` is True.
     """
-    chex.assert_rank(values, indices.ndim + 1)
-    chex.assert_type(indices, int)
+    check("batched_index", chex.assert_rank, {"values": values}, indices.ndim + 1)
+    check("batched_index", chex.assert_type, {"indices": indices}, int)
     picked = jnp.take_along_axis(values, jnp.expand_dims(indices, -1), axis=-1)
     return picked if keepdims else jnp.squeeze(picked, axis=-1)
 
@@ -120,7 +123,7 @@ def replace_masked(data: Array, replacement: Array | None, mask: Array) -> Array
     """
     if replacement is None:
         replacement = jnp.zeros_like(data)
-    chex.assert_equal_shape([data, replacement])
+    check("replace_masked", chex.assert_equal_shape, {"data": data, "replacement": replacement})
     return jnp.where(lhs_broadcast(mask, data), replacement, data)
 
 
@@ -140,8 +143,8 @@ def tree_select(pred: Array, on_true: Any, on_false: Any) -> Any:
     Raises:
       RLKitError: if the two pytrees differ in structure.
     """
-    chex.assert_rank(pred, 0)
-    chex.assert_type(pred, bool)
+    check("tree_select", chex.assert_rank, {"pred": pred}, 0)
+    check("tree_select", chex.assert_type, {"pred": pred}, bool)
     true_def = jax.tree_util.tree_structure(on_true)
     false_def = jax.tree_util.tree_structure(on_false)
     if true_def != false_def:
@@ -169,3 +172,34 @@ def tree_split_key(rng_key: Array, tree_like: Any) -> tuple[Array, Any]:
     keys = jax.random.split(rng_key, len(leaves) + 1)
     leaf_keys = [keys[i] for i in range(1, len(leaves) + 1)]
     return keys[0], jax.tree_util.tree_unflatten(treedef, leaf_keys)
+
+
+class AllSum:
+    """Sums an array locally and then over the devices of a named axis (rlax's `AllSum`).
+
+    `AllSum(axis_name)(x, axis) = psum(sum(x, axis), axis_name)`, or the local sum when
+    `axis_name` is None; used by V-MPO to normalise its weights across devices.
+    """
+
+    def __init__(self, axis_name: str | None = None):
+        """Binds the axis name.
+
+        Args:
+          axis_name: name of a `pmap`/`vmap`/`shard_map` axis to sum over, or None.
+        """
+        self._axis_name = axis_name
+
+    def __call__(self, x: Array, axis: int | Sequence[int] | None = None) -> Array:
+        """Returns the sum of `x` over `axis` (all axes if None) and over the device axis.
+
+        Args:
+          x: array to sum.
+          axis: local axes to sum over; None sums all of them.
+
+        Returns:
+          The sum.
+        """
+        total = jnp.sum(x, axis=axis)
+        if self._axis_name:
+            total = jax.lax.psum(total, axis_name=self._axis_name)
+        return total

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from rlkit.base import maybe_stop_gradient
-from rlkit.errors import RLKitError
+from rlkit.errors import RLKitError, check
 from rlkit.losses import huber_loss
 
 __all__ = [
@@ -82,9 +82,11 @@ def categorical_l2_project(z_p: Array, probs: Array, z_q: Array) -> Array:
     Returns:
       The projected probabilities on z_q, [Nq].
     """
-    chex.assert_rank([z_p, probs, z_q], 1)
-    chex.assert_type([z_p, probs, z_q], float)
-    chex.assert_equal_shape([z_p, probs])
+    check("categorical_l2_project", chex.assert_rank, {"z_p": z_p, "probs": probs, "z_q": z_q}, 1)
+    check(
+        "categorical_l2_project", chex.assert_type, {"z_p": z_p, "probs": probs, "z_q": z_q}, float
+    )
+    check("categorical_l2_project", chex.assert_equal_shape, {"z_p": z_p, "probs": probs})
 
     z_p = jnp.clip(z_p, z_q[0], z_q[-1])
     gap_up = jnp.roll(z_q, -1) - z_q  # z_q[i+1] - z_q[i]; negative (unused) at the top.
@@ -140,12 +142,42 @@ def categorical_td_learning(
     Returns:
       The cross-entropy loss, a scalar.
     """
-    chex.assert_rank(
-        [v_atoms_tm1, v_logits_tm1, r_t, discount_t, v_atoms_t, v_logits_t], [1, 1, 0, 0, 1, 1]
+    check(
+        "categorical_td_learning",
+        chex.assert_rank,
+        {
+            "v_atoms_tm1": v_atoms_tm1,
+            "v_logits_tm1": v_logits_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "v_atoms_t": v_atoms_t,
+            "v_logits_t": v_logits_t,
+        },
+        [1, 1, 0, 0, 1, 1],
     )
-    chex.assert_type([v_atoms_tm1, v_logits_tm1, r_t, discount_t, v_atoms_t, v_logits_t], float)
-    chex.assert_equal_shape([v_atoms_tm1, v_logits_tm1])
-    chex.assert_equal_shape([v_atoms_t, v_logits_t])
+    check(
+        "categorical_td_learning",
+        chex.assert_type,
+        {
+            "v_atoms_tm1": v_atoms_tm1,
+            "v_logits_tm1": v_logits_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "v_atoms_t": v_atoms_t,
+            "v_logits_t": v_logits_t,
+        },
+        float,
+    )
+    check(
+        "categorical_td_learning",
+        chex.assert_equal_shape,
+        {"v_atoms_tm1": v_atoms_tm1, "v_logits_tm1": v_logits_tm1},
+    )
+    check(
+        "categorical_td_learning",
+        chex.assert_equal_shape,
+        {"v_atoms_t": v_atoms_t, "v_logits_t": v_logits_t},
+    )
 
     target_z = r_t + discount_t * v_atoms_t
     target = categorical_l2_project(target_z, jax.nn.softmax(v_logits_t), v_atoms_tm1)
@@ -212,12 +244,32 @@ def categorical_q_learning(
     Returns:
       The cross-entropy loss, a scalar.
     """
-    chex.assert_rank(
-        [q_atoms_tm1, q_logits_tm1, a_tm1, r_t, discount_t, q_atoms_t, q_logits_t],
+    check(
+        "categorical_q_learning",
+        chex.assert_rank,
+        {
+            "q_atoms_tm1": q_atoms_tm1,
+            "q_logits_tm1": q_logits_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "q_atoms_t": q_atoms_t,
+            "q_logits_t": q_logits_t,
+        },
         [1, 2, 0, 0, 0, 1, 2],
     )
-    chex.assert_type(
-        [q_atoms_tm1, q_logits_tm1, a_tm1, r_t, discount_t, q_atoms_t, q_logits_t],
+    check(
+        "categorical_q_learning",
+        chex.assert_type,
+        {
+            "q_atoms_tm1": q_atoms_tm1,
+            "q_logits_tm1": q_logits_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "q_atoms_t": q_atoms_t,
+            "q_logits_t": q_logits_t,
+        },
         [float, float, int, float, float, float, float],
     )
     _check_categorical_q(q_atoms_tm1, q_logits_tm1, q_atoms_t, q_logits_t)
@@ -272,12 +324,34 @@ def categorical_double_q_learning(
     Returns:
       The cross-entropy loss, a scalar.
     """
-    chex.assert_rank(
-        [q_atoms_tm1, q_logits_tm1, a_tm1, r_t, discount_t, q_atoms_t, q_logits_t, q_t_selector],
+    check(
+        "categorical_double_q_learning",
+        chex.assert_rank,
+        {
+            "q_atoms_tm1": q_atoms_tm1,
+            "q_logits_tm1": q_logits_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "q_atoms_t": q_atoms_t,
+            "q_logits_t": q_logits_t,
+            "q_t_selector": q_t_selector,
+        },
         [1, 2, 0, 0, 0, 1, 2, 1],
     )
-    chex.assert_type(
-        [q_atoms_tm1, q_logits_tm1, a_tm1, r_t, discount_t, q_atoms_t, q_logits_t, q_t_selector],
+    check(
+        "categorical_double_q_learning",
+        chex.assert_type,
+        {
+            "q_atoms_tm1": q_atoms_tm1,
+            "q_logits_tm1": q_logits_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "q_atoms_t": q_atoms_t,
+            "q_logits_t": q_logits_t,
+            "q_t_selector": q_t_selector,
+        },
         [float, float, int, float, float, float, float, float],
     )
     _check_categorical_q(q_atoms_tm1, q_logits_tm1, q_atoms_t, q_logits_t)
@@ -331,9 +405,23 @@ def quantile_regression_loss(
     Returns:
       The loss, a scalar.
     """
-    chex.assert_rank([dist_src, tau_src, dist_target], 1)
-    chex.assert_type([dist_src, tau_src, dist_target], float)
-    chex.assert_equal_shape([dist_src, tau_src])
+    check(
+        "quantile_regression_loss",
+        chex.assert_rank,
+        {"dist_src": dist_src, "tau_src": tau_src, "dist_target": dist_target},
+        1,
+    )
+    check(
+        "quantile_regression_loss",
+        chex.assert_type,
+        {"dist_src": dist_src, "tau_src": tau_src, "dist_target": dist_target},
+        float,
+    )
+    check(
+        "quantile_regression_loss",
+        chex.assert_equal_shape,
+        {"dist_src": dist_src, "tau_src": tau_src},
+    )
 
     delta = dist_target[None, :] - dist_src[:, None]  # [N, M]
     delta_neg = maybe_stop_gradient((delta < 0.0).astype(delta.dtype), stop_target_gradients)
@@ -383,12 +471,32 @@ def quantile_q_learning(
     Returns:
       The loss, a scalar.
     """
-    chex.assert_rank(
-        [dist_q_tm1, tau_q_tm1, a_tm1, r_t, discount_t, dist_q_t_selector, dist_q_t],
+    check(
+        "quantile_q_learning",
+        chex.assert_rank,
+        {
+            "dist_q_tm1": dist_q_tm1,
+            "tau_q_tm1": tau_q_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "dist_q_t_selector": dist_q_t_selector,
+            "dist_q_t": dist_q_t,
+        },
         [2, 1, 0, 0, 0, 2, 2],
     )
-    chex.assert_type(
-        [dist_q_tm1, tau_q_tm1, a_tm1, r_t, discount_t, dist_q_t_selector, dist_q_t],
+    check(
+        "quantile_q_learning",
+        chex.assert_type,
+        {
+            "dist_q_tm1": dist_q_tm1,
+            "tau_q_tm1": tau_q_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "dist_q_t_selector": dist_q_t_selector,
+            "dist_q_t": dist_q_t,
+        },
         [float, float, int, float, float, float, float],
     )
     _check_quantile_q(dist_q_tm1, tau_q_tm1, dist_q_t)
@@ -440,12 +548,32 @@ def quantile_expected_sarsa(
     Returns:
       The loss, a scalar.
     """
-    chex.assert_rank(
-        [dist_q_tm1, tau_q_tm1, a_tm1, r_t, discount_t, dist_q_t, probs_a_t],
+    check(
+        "quantile_expected_sarsa",
+        chex.assert_rank,
+        {
+            "dist_q_tm1": dist_q_tm1,
+            "tau_q_tm1": tau_q_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "dist_q_t": dist_q_t,
+            "probs_a_t": probs_a_t,
+        },
         [2, 1, 0, 0, 0, 2, 1],
     )
-    chex.assert_type(
-        [dist_q_tm1, tau_q_tm1, a_tm1, r_t, discount_t, dist_q_t, probs_a_t],
+    check(
+        "quantile_expected_sarsa",
+        chex.assert_type,
+        {
+            "dist_q_tm1": dist_q_tm1,
+            "tau_q_tm1": tau_q_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "dist_q_t": dist_q_t,
+            "probs_a_t": probs_a_t,
+        },
         [float, float, int, float, float, float, float],
     )
     _check_quantile_q(dist_q_tm1, tau_q_tm1, dist_q_t)

@@ -3,6 +3,8 @@
 Every function here is element-wise: it accepts arrays of any shape and returns an array of the
 same shape (callers reduce). rlax keeps ``huber_loss`` and ``clip_gradient`` in ``clipping.py``;
 rlkit keeps them here, next to the other losses, with the same signatures and semantics.
+`pixel_control_loss` is the exception: the spatial Q(lambda) loss of the pixel-control
+auxiliary task, per step and cell.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from rlkit.errors import RLKitError, check, check_args
+from rlkit.general_value_functions import pixel_control_rewards
+from rlkit.value_learning import q_lambda
+
 __all__ = [
     "clip_gradient",
     "expectile_loss",
@@ -20,6 +26,7 @@ __all__ = [
     "l2_loss",
     "likelihood",
     "log_loss",
+    "pixel_control_loss",
 ]
 
 Array = chex.Array
@@ -43,7 +50,7 @@ def huber_loss(x: Array, delta: float = 1.0) -> Array:
     Returns:
       The loss, an array with the shape of ``x``.
     """
-    chex.assert_type(x, float)
+    check("huber_loss", chex.assert_type, {"x": x}, float)
     abs_x = jnp.abs(x)
     # Split |x| into a part inside the quadratic zone and the excess beyond it; the excess has
     # zero gradient where |x| <= delta and the inside part has zero gradient beyond it.
@@ -67,7 +74,7 @@ def l2_loss(predictions: Array, targets: Array | None = None) -> Array:
     """
     if targets is None:
         targets = jnp.zeros_like(predictions)
-    chex.assert_type([predictions, targets], float)
+    check("l2_loss", chex.assert_type, {"predictions": predictions, "targets": targets}, float)
     return 0.5 * (predictions - targets) ** 2
 
 
@@ -86,7 +93,7 @@ def likelihood(predictions: Array, targets: Array) -> Array:
     Returns:
       The element-wise likelihood, an array with the shape of ``predictions``.
     """
-    chex.assert_type([predictions, targets], float)
+    check("likelihood", chex.assert_type, {"predictions": predictions, "targets": targets}, float)
     value = predictions**targets * (1.0 - predictions) ** (1.0 - targets)
     both_one = jnp.logical_and(targets == 1, predictions == 1)
     both_zero = jnp.logical_and(targets == 0, predictions == 0)
@@ -103,7 +110,7 @@ def log_loss(predictions: Array, targets: Array) -> Array:
     Returns:
       The element-wise log loss, an array with the shape of ``predictions``.
     """
-    chex.assert_type([predictions, targets], float)
+    check("log_loss", chex.assert_type, {"predictions": predictions, "targets": targets}, float)
     return -jnp.log(likelihood(predictions, targets))
 
 
@@ -126,7 +133,9 @@ def expectile_loss(predictions: Array, targets: Array, expectile: float) -> Arra
     Returns:
       The element-wise loss, an array with the shape of ``predictions``.
     """
-    chex.assert_equal_shape([predictions, targets])
+    check(
+        "expectile_loss", chex.assert_equal_shape, {"predictions": predictions, "targets": targets}
+    )
     diff = targets - predictions
     weight = jnp.abs(expectile - jnp.less(diff, 0))
     return weight * diff**2
@@ -171,5 +180,77 @@ def clip_gradient(x: Any, gradient_min: float, gradient_max: float) -> Any:
     Returns:
       ``x`` unchanged.
     """
-    chex.assert_type(jax.tree_util.tree_leaves(x), float)
+    check(
+        "clip_gradient",
+        chex.assert_type,
+        {"jax.tree_util.tree_leaves(x)": jax.tree_util.tree_leaves(x)},
+        float,
+    )
     return _clip_gradient(x, jnp.asarray(gradient_min), jnp.asarray(gradient_max))
+
+
+def pixel_control_loss(
+    observations: Array,
+    actions: Array,
+    action_values: Array,
+    discount_factor: Array | float,
+    cell_size: int,
+) -> Array:
+    """Q-learning loss of the pixel-control auxiliary task, per step and cell.
+
+    Each cell (i, j) of the frame grid is its own task with the cumulant of
+    `pixel_control_rewards`; its action values are learned off-policy with Q(lambda), lambda = 1
+    (the n-step Q-learning of the whole sequence), and the loss is `0.5 * td_error^2`. See
+    "Reinforcement Learning with Unsupervised Auxiliary Tasks" by Jaderberg et al. (2016,
+    https://arxiv.org/abs/1611.05397); a discount of 0.9 is common.
+
+    Args:
+      observations: frames [T+1, H, W, C], float in [0, 1].
+      actions: the actions taken [T], int (the same action for every cell).
+      action_values: pixel-control action values [T+1, H', W', A], with
+        H' = H / cell_size and W' = W / cell_size (usually from a deconvolutional head).
+      discount_factor: discount of the pseudo-rewards, a scalar or a [T] vector.
+      cell_size: side of a cell in pixels (static).
+
+    Returns:
+      The spatial loss [T, H', W'].
+
+    Raises:
+      RLKitError: if `action_values` does not match the cell grid of the observations ("Pixel
+        Control values are not compatible ...") or `discount_factor` has rank > 1 ("The
+        discount_factor must be a scalar or a tensor of rank 1 ..."); an `ArgumentError` (also
+        an AssertionError) for wrong ranks or dtypes.
+    """
+    fn = "pixel_control_loss"
+    check_args(fn, {"actions": actions}, 1, int)
+    check_args(fn, {"action_values": action_values}, 4)
+    check_args(fn, {"observations": observations}, None, float)
+    seq_len = actions.shape[0]
+    num_actions = action_values.shape[-1]
+    rewards = pixel_control_rewards(observations, cell_size)  # [T, H', W']
+    grid = rewards.shape[1:]
+    if grid != action_values.shape[1:-1]:
+        raise RLKitError(
+            f"{fn}: Pixel Control values are not compatible with the shape of the pseudo-rewards "
+            f"derived from the observation: `action_values` has cells {action_values.shape[1:-1]}, "
+            f"expected {grid} (observations' H and W divided by cell_size={cell_size})"
+        )
+    discount = jnp.asarray(discount_factor)
+    if discount.ndim > 1:
+        raise RLKitError(
+            f"{fn}: The discount_factor must be a scalar or a tensor of rank 1 (one per step), "
+            f"instead is a tensor of shape {discount.shape}"
+        )
+    num_cells = grid[0] * grid[1]
+    q_tm1 = action_values[:-1].reshape(seq_len, num_cells, num_actions)
+    q_t = action_values[1:].reshape(seq_len, num_cells, num_actions)
+    r_t = rewards.reshape(seq_len, num_cells)
+    a_tm1 = jnp.broadcast_to(actions[:, None], (seq_len, num_cells))
+    discount_t = jnp.broadcast_to(
+        discount.reshape((-1, 1)) if discount.ndim else discount, (seq_len, num_cells)
+    ).astype(r_t.dtype)
+    per_cell = jax.vmap(
+        lambda q1, a, r, d, q2: q_lambda(q1, a, r, d, q2, lambda_=1.0), in_axes=1, out_axes=1
+    )
+    td_error = per_cell(q_tm1, a_tm1, r_t, discount_t, q_t)
+    return (0.5 * jnp.square(td_error)).reshape((seq_len,) + grid)

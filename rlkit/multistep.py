@@ -21,8 +21,6 @@ a termination does not, and no trace crosses an episode boundary.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from typing import Any
 
 import chex
@@ -31,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlkit.base import batched_index, maybe_stop_gradient
-from rlkit.errors import RLKitError
+from rlkit.errors import ArgumentError, RLKitError, check_args, check_shape
 
 Array = chex.Array
 Numeric = chex.Numeric
@@ -41,6 +39,7 @@ __all__ = [
     "gae_from_rollout",
     "general_off_policy_returns_from_action_values",
     "general_off_policy_returns_from_q_and_v",
+    "importance_corrected_td_errors",
     "lambda_returns",
     "n_step_bootstrapped_returns",
     "n_step_returns_from_rollout",
@@ -49,74 +48,15 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
-# Private helpers shared with rlkit.value_learning.
+# Private helpers.
 # --------------------------------------------------------------------------------------------
-
-
-class _ArgumentError(RLKitError, AssertionError):
-    """A rank, dtype or length error in a primitive's arguments.
-
-    It is both an `RLKitError` (rlkit's user-error type) and an `AssertionError` (what chex, and
-    therefore rlax, raise), so code written against either keeps catching it.
-    """
-
-
-def _name_inputs(message: str, names: Sequence[str]) -> str:
-    """Rewrites chex's `input 3` into `input 3 (`r_t`)`."""
-
-    def _sub(match: re.Match) -> str:
-        index = int(match.group(1))
-        name = names[index] if index < len(names) else "?"
-        return f"input {index} (`{name}`)"
-
-    return re.sub(r"input (\d+)", _sub, message)
-
-
-def _check_args(
-    fn: str,
-    args: dict[str, Any],
-    ranks: Any,
-    types: Any = None,
-    same_shape: Sequence[str] | None = None,
-) -> None:
-    """Checks ranks, dtypes and equal shapes, naming the offending argument on failure.
-
-    Args:
-      fn: name of the calling primitive, for the message.
-      args: argument names mapped to their values, in signature order.
-      ranks: a rank (or set of ranks) per argument, or one for all, as for `chex.assert_rank`.
-      types: a dtype class per argument, or one for all, as for `chex.assert_type`; None skips.
-      same_shape: names of arguments that must share one shape.
-    """
-    names = list(args)
-    values = list(args.values())
-    try:
-        chex.assert_rank(values, ranks)
-        if types is not None:
-            chex.assert_type(values, types)
-    except AssertionError as err:
-        raise _ArgumentError(f"{fn}: {_name_inputs(str(err), names)}") from None
-    if same_shape:
-        shapes = {name: tuple(np.shape(args[name])) for name in same_shape}
-        if len(set(shapes.values())) > 1:
-            listed = ", ".join(f"{name}{shape}" for name, shape in shapes.items())
-            raise _ArgumentError(f"{fn}: these arguments must have the same shape: {listed}.")
-
-
-def _check_shape(fn: str, name: str, value: Any, expected: tuple[int, ...], why: str) -> None:
-    """Raises `_ArgumentError` unless `value` has shape `expected`."""
-    shape = tuple(np.shape(value))
-    if shape != tuple(expected):
-        raise _ArgumentError(
-            f"{fn}: `{name}` must have shape {tuple(expected)} ({why}), got {shape}."
-        )
 
 
 def _check_flag_dtype(fn: str, name: str, value: Any) -> None:
     """Episode flags may be bool or float (0/1)."""
     dtype = jnp.result_type(value)
     if not (jnp.issubdtype(dtype, jnp.bool_) or jnp.issubdtype(dtype, jnp.floating)):
-        raise _ArgumentError(f"{fn}: `{name}` must be bool or float (0/1), got dtype {dtype}.")
+        raise ArgumentError(f"{fn}: `{name}` must be bool or float (0/1), got dtype {dtype}.")
 
 
 def _as_vector(x: Numeric, like: Array) -> Array:
@@ -223,7 +163,7 @@ def lambda_returns(
     Returns:
       The lambda-returns from states 0..T-1, shape [T].
     """
-    _check_args(
+    check_args(
         "lambda_returns",
         {"r_t": r_t, "discount_t": discount_t, "v_t": v_t, "lambda_": lambda_},
         [1, 1, 1, {0, 1}],
@@ -231,7 +171,7 @@ def lambda_returns(
         same_shape=["r_t", "discount_t", "v_t"],
     )
     if np.ndim(lambda_) == 1:
-        _check_shape("lambda_returns", "lambda_", lambda_, np.shape(r_t), "one per step")
+        check_shape("lambda_returns", "lambda_", lambda_, np.shape(r_t), "one per step")
     r_t, discount_t, v_t = jnp.asarray(r_t), jnp.asarray(discount_t), jnp.asarray(v_t)
     lam_steps, lam_const = _scalar_or_steps(lambda_, discount_t.dtype)
 
@@ -277,7 +217,7 @@ def n_step_bootstrapped_returns(
       The n-step returns from states 0..T-1, shape [T].
     """
     fn = "n_step_bootstrapped_returns"
-    _check_args(
+    check_args(
         fn,
         {"r_t": r_t, "discount_t": discount_t, "v_t": v_t, "lambda_t": lambda_t},
         [1, 1, 1, {0, 1}],
@@ -286,7 +226,7 @@ def n_step_bootstrapped_returns(
     )
     n = _check_n(fn, n)
     if np.ndim(lambda_t) == 1:
-        _check_shape(fn, "lambda_t", lambda_t, np.shape(r_t), "one per step")
+        check_shape(fn, "lambda_t", lambda_t, np.shape(r_t), "one per step")
     r_t, discount_t, v_t = jnp.asarray(r_t), jnp.asarray(discount_t), jnp.asarray(v_t)
     returns = _n_step_recursion(r_t, discount_t, v_t, _as_vector(lambda_t, discount_t), n)
     return maybe_stop_gradient(returns, stop_target_gradients)
@@ -313,7 +253,7 @@ def discounted_returns(
     Returns:
       The discounted returns from states 0..T-1, shape [T].
     """
-    _check_args(
+    check_args(
         "discounted_returns",
         {"r_t": r_t, "discount_t": discount_t, "v_t": v_t},
         [1, 1, {0, 1}],
@@ -321,7 +261,7 @@ def discounted_returns(
         same_shape=["r_t", "discount_t"],
     )
     if np.ndim(v_t) == 1:
-        _check_shape("discounted_returns", "v_t", v_t, np.shape(r_t), "one per step")
+        check_shape("discounted_returns", "v_t", v_t, np.shape(r_t), "one per step")
     r_t, discount_t, v_t = jnp.asarray(r_t), jnp.asarray(discount_t), jnp.asarray(v_t)
     bootstrap = v_t[-1] if v_t.ndim else v_t
 
@@ -365,7 +305,7 @@ def truncated_generalized_advantage_estimation(
       The advantages of states 0..T-1, shape [T].
     """
     fn = "truncated_generalized_advantage_estimation"
-    _check_args(
+    check_args(
         fn,
         {"r_t": r_t, "discount_t": discount_t, "lambda_": lambda_, "values": values},
         [1, 1, {0, 1}, 1],
@@ -373,9 +313,9 @@ def truncated_generalized_advantage_estimation(
         same_shape=["r_t", "discount_t"],
     )
     seq_len = np.shape(r_t)[0]
-    _check_shape(fn, "values", values, (seq_len + 1,), "T + 1: states 0..T")
+    check_shape(fn, "values", values, (seq_len + 1,), "T + 1: states 0..T")
     if np.ndim(lambda_) == 1:
-        _check_shape(fn, "lambda_", lambda_, (seq_len,), "one per step")
+        check_shape(fn, "lambda_", lambda_, (seq_len,), "one per step")
     r_t, discount_t, values = jnp.asarray(r_t), jnp.asarray(discount_t), jnp.asarray(values)
     delta = r_t + discount_t * values[1:] - values[:-1]
     lam_steps, lam_const = _scalar_or_steps(lambda_, discount_t.dtype)
@@ -387,6 +327,70 @@ def truncated_generalized_advantage_estimation(
 
     advantages = _reverse_scan(step, jnp.zeros((), delta.dtype), (delta, discount_t, lam_steps))
     return maybe_stop_gradient(advantages, stop_target_gradients)
+
+
+def importance_corrected_td_errors(
+    r_t: Array,
+    discount_t: Array,
+    rho_tm1: Array,
+    lambda_: Numeric,
+    values: Array,
+    stop_target_gradients: bool = False,
+) -> Array:
+    """Multistep TD errors with per-decision importance sampling, over one trajectory.
+
+    With `delta[t] = r_t[t] + discount_t[t] * values[t + 1] - values[t]` the one-step errors
+    and `rho_tm1[t] = pi(a_t | s_t) / mu(a_t | s_t)`:
+
+        E[t] = delta[t] + discount_t[t] * lambda[t] * rho_tm1[t + 1] * E[t + 1],  E[T] = 0,
+        error[t] = rho_tm1[t] * E[t].
+
+    This equals `rho_tm1[t] * (G[t] - values[t])` with G the lambda-return whose lambda at
+    step t is `lambda[t] * rho_tm1[t + 1]`; with all ratios 1 it is GAE. See "A new Q(lambda)
+    with interim forward view and Monte Carlo equivalence" by Sutton et al. (2014,
+    http://proceedings.mlr.press/v32/sutton14.html).
+
+    Args:
+      r_t: rewards on the transitions out of states 0..T-1, shape [T].
+      discount_t: discounts on those transitions, shape [T].
+      rho_tm1: importance ratios of the actions taken in states 0..T-1, shape [T].
+      lambda_: mixing parameter, a scalar or a [T] vector aligned with `r_t`.
+      values: state values of states 0..T under pi, shape [T + 1].
+      stop_target_gradients: whether the gradient flows only through `-values[t]` (as for a
+        TD error against a fixed target); default False, as in rlax.
+
+    Returns:
+      The importance-corrected TD errors of states 0..T-1, shape [T].
+    """
+    fn = "importance_corrected_td_errors"
+    check_args(
+        fn,
+        {"r_t": r_t, "discount_t": discount_t, "rho_tm1": rho_tm1, "values": values},
+        1,
+        float,
+        same_shape=["r_t", "discount_t", "rho_tm1"],
+    )
+    seq_len = np.shape(r_t)[0]
+    check_shape(fn, "values", values, (seq_len + 1,), "T + 1: states 0..T")
+    check_args(fn, {"lambda_": lambda_}, {0, 1})
+    if np.ndim(lambda_) == 1:
+        check_shape(fn, "lambda_", lambda_, (seq_len,), "one per step")
+    r_t, discount_t = jnp.asarray(r_t), jnp.asarray(discount_t)
+    rho_tm1, values = jnp.asarray(rho_tm1), jnp.asarray(values)
+    v_tm1 = values[:-1]
+    delta = r_t + discount_t * values[1:] - v_tm1
+    # The ratio of the next step; the last one multiplies E[T] = 0, so its value is unused.
+    rho_next = jnp.concatenate([rho_tm1[1:], jnp.ones((1,), rho_tm1.dtype)])
+    trace = discount_t * rho_next * _as_vector(lambda_, discount_t)
+
+    def step(acc_next, x):
+        delta, c = x
+        return delta + c * acc_next
+
+    errors = rho_tm1 * _reverse_scan(step, jnp.zeros((), delta.dtype), (delta, trace))
+    if isinstance(stop_target_gradients, bool) and not stop_target_gradients:
+        return errors
+    return maybe_stop_gradient(errors + v_tm1, stop_target_gradients) - v_tm1
 
 
 def general_off_policy_returns_from_action_values(
@@ -425,15 +429,15 @@ def general_off_policy_returns_from_action_values(
       The off-policy returns from states 0..K-1, shape [K].
     """
     fn = "general_off_policy_returns_from_action_values"
-    _check_args(
+    check_args(
         fn,
         {"q_t": q_t, "a_t": a_t, "r_t": r_t, "discount_t": discount_t, "c_t": c_t, "pi_t": pi_t},
         [2, 1, 1, 1, 1, 2],
         [float, int, float, float, float, float],
         same_shape=["a_t", "r_t", "discount_t", "c_t"],
     )
-    _check_args(fn, {"q_t": q_t, "pi_t": pi_t}, 2, same_shape=["q_t", "pi_t"])
-    _check_shape(fn, "q_t", q_t, (np.shape(r_t)[0], np.shape(q_t)[1]), "[K, A]")
+    check_args(fn, {"q_t": q_t, "pi_t": pi_t}, 2, same_shape=["q_t", "pi_t"])
+    check_shape(fn, "q_t", q_t, (np.shape(r_t)[0], np.shape(q_t)[1]), "[K, A]")
     q_t, pi_t, c_t = jnp.asarray(q_t), jnp.asarray(pi_t), jnp.asarray(c_t)
     expected_q_t = jnp.sum(pi_t * q_t, axis=-1)
     q_a_t = batched_index(q_t, jnp.asarray(a_t))
@@ -471,7 +475,7 @@ def general_off_policy_returns_from_q_and_v(
       The off-policy returns from states 0..K-1, shape [K].
     """
     fn = "general_off_policy_returns_from_q_and_v"
-    _check_args(
+    check_args(
         fn,
         {"q_t": q_t, "v_t": v_t, "r_t": r_t, "discount_t": discount_t, "c_t": c_t},
         1,
@@ -479,8 +483,8 @@ def general_off_policy_returns_from_q_and_v(
         same_shape=["v_t", "r_t", "discount_t"],
     )
     seq_len = np.shape(r_t)[0]
-    _check_shape(fn, "q_t", q_t, (seq_len - 1,), "K - 1: the last step's is unused")
-    _check_shape(fn, "c_t", c_t, (seq_len - 1,), "K - 1: the last step's is unused")
+    check_shape(fn, "q_t", q_t, (seq_len - 1,), "K - 1: the last step's is unused")
+    check_shape(fn, "c_t", c_t, (seq_len - 1,), "K - 1: the last step's is unused")
     q_t, v_t, r_t = jnp.asarray(q_t), jnp.asarray(v_t), jnp.asarray(r_t)
     discount_t, c_t = jnp.asarray(discount_t), jnp.asarray(c_t)
     last = r_t[-1] + discount_t[-1] * v_t[-1]
@@ -509,18 +513,18 @@ def _check_rollout_args(fn: str, rewards, next_values, terminated, truncated, ga
         "gamma": gamma,
         **extra,
     }
-    _check_args(fn, args, [1, 1, 1, 1, {0, 1}] + [{0, 1}] * len(extra))
-    _check_args(fn, {"rewards": rewards, "next_values": next_values}, 1, float)
+    check_args(fn, args, [1, 1, 1, 1, {0, 1}] + [{0, 1}] * len(extra))
+    check_args(fn, {"rewards": rewards, "next_values": next_values}, 1, float)
     _check_flag_dtype(fn, "terminated", terminated)
     _check_flag_dtype(fn, "truncated", truncated)
     seq_len = np.shape(rewards)[0]
     for name, value in args.items():
         if name in ("gamma", "lambda_") and np.ndim(value) == 0:
-            _check_args(fn, {name: value}, 0, float)
+            check_args(fn, {name: value}, 0, float)
         else:
-            _check_shape(fn, name, value, (seq_len,), "one per step, like `rewards`")
+            check_shape(fn, name, value, (seq_len,), "one per step, like `rewards`")
             if name in ("gamma", "lambda_", "values"):
-                _check_args(fn, {name: value}, 1, float)
+                check_args(fn, {name: value}, 1, float)
 
 
 def _rollout_terms(rewards, next_values, terminated, truncated, gamma):

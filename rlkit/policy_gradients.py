@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from rlkit.base import maybe_stop_gradient
-from rlkit.errors import RLKitError
+from rlkit.errors import RLKitError, check
 from rlkit.losses import l2_loss
 
 __all__ = [
@@ -78,9 +78,19 @@ def policy_gradient_loss(
     Returns:
       The scalar loss.
     """
-    chex.assert_rank([logits_t, a_t, adv_t, w_t], [2, 1, 1, 1])
-    chex.assert_type([logits_t, a_t, adv_t, w_t], [float, int, float, float])
-    chex.assert_equal_shape([a_t, adv_t, w_t])
+    check(
+        "policy_gradient_loss",
+        chex.assert_rank,
+        {"logits_t": logits_t, "a_t": a_t, "adv_t": adv_t, "w_t": w_t},
+        [2, 1, 1, 1],
+    )
+    check(
+        "policy_gradient_loss",
+        chex.assert_type,
+        {"logits_t": logits_t, "a_t": a_t, "adv_t": adv_t, "w_t": w_t},
+        [float, int, float, float],
+    )
+    check("policy_gradient_loss", chex.assert_equal_shape, {"a_t": a_t, "adv_t": adv_t, "w_t": w_t})
     _check_leading("logits_t", logits_t, "a_t", a_t)
 
     log_pi_a_t = _log_prob_of_actions(logits_t, a_t)
@@ -103,8 +113,8 @@ def entropy_loss(logits_t: Array, w_t: Array) -> Array:
     Returns:
       The scalar loss.
     """
-    chex.assert_rank([logits_t, w_t], [2, 1])
-    chex.assert_type([logits_t, w_t], float)
+    check("entropy_loss", chex.assert_rank, {"logits_t": logits_t, "w_t": w_t}, [2, 1])
+    check("entropy_loss", chex.assert_type, {"logits_t": logits_t, "w_t": w_t}, float)
     _check_leading("logits_t", logits_t, "w_t", w_t)
 
     log_pi = jax.nn.log_softmax(logits_t, axis=-1)
@@ -138,9 +148,23 @@ def clipped_surrogate_pg_loss(
     Returns:
       The scalar loss.
     """
-    chex.assert_rank([prob_ratios_t, adv_t], [1, 1])
-    chex.assert_type([prob_ratios_t, adv_t], [float, float])
-    chex.assert_equal_shape([prob_ratios_t, adv_t])
+    check(
+        "clipped_surrogate_pg_loss",
+        chex.assert_rank,
+        {"prob_ratios_t": prob_ratios_t, "adv_t": adv_t},
+        [1, 1],
+    )
+    check(
+        "clipped_surrogate_pg_loss",
+        chex.assert_type,
+        {"prob_ratios_t": prob_ratios_t, "adv_t": adv_t},
+        [float, float],
+    )
+    check(
+        "clipped_surrogate_pg_loss",
+        chex.assert_equal_shape,
+        {"prob_ratios_t": prob_ratios_t, "adv_t": adv_t},
+    )
 
     adv_t = maybe_stop_gradient(adv_t, use_stop_gradient)
     clipped_ratios_t = jnp.clip(prob_ratios_t, 1.0 - epsilon, 1.0 + epsilon)
@@ -182,9 +206,9 @@ def dpg_loss(
     Returns:
       The loss per action dimension, [D] (as in rlax; sum or mean it yourself).
     """
-    chex.assert_rank([a_t, dqda_t], 1)
-    chex.assert_type([a_t, dqda_t], float)
-    chex.assert_equal_shape([a_t, dqda_t])
+    check("dpg_loss", chex.assert_rank, {"a_t": a_t, "dqda_t": dqda_t}, 1)
+    check("dpg_loss", chex.assert_type, {"a_t": a_t, "dqda_t": dqda_t}, float)
+    check("dpg_loss", chex.assert_equal_shape, {"a_t": a_t, "dqda_t": dqda_t})
 
     if dqda_clipping is not None:
         dqda_t = _clip_by_l2_norm(dqda_t, dqda_clipping)
@@ -203,9 +227,9 @@ def _advantages(
 
 
 def _check_logits_and_q(logits_t: Array, q_t: Array) -> None:
-    chex.assert_rank([logits_t, q_t], 2)
-    chex.assert_type([logits_t, q_t], float)
-    chex.assert_equal_shape([logits_t, q_t])
+    check("rlkit.policy_gradients", chex.assert_rank, {"logits_t": logits_t, "q_t": q_t}, 2)
+    check("rlkit.policy_gradients", chex.assert_type, {"logits_t": logits_t, "q_t": q_t}, float)
+    check("rlkit.policy_gradients", chex.assert_equal_shape, {"logits_t": logits_t, "q_t": q_t})
 
 
 def qpg_loss(logits_t: Array, q_t: Array, use_stop_gradient: bool = True) -> Array:

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from rlkit import base
+from rlkit.errors import ArgumentError, check
 
 __all__ = [
     "LinearParams",
@@ -73,6 +74,20 @@ class PopArtOutput(NamedTuple):
     unnormalized: Array
 
 
+def _check_like(fn: str, name: str, values: Array, indices: Array) -> None:
+    """`values` and `indices` must have one rank and broadcastable shapes."""
+    shape, index_shape = jnp.shape(values), jnp.shape(indices)
+    try:
+        ok = len(shape) == len(index_shape) and jnp.broadcast_shapes(shape, index_shape) is not None
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ArgumentError(
+            f"{fn}: `{name}` has shape {shape} and `indices` {index_shape}; expected the same "
+            "shape (one head index per value)"
+        )
+
+
 def normalize(state: PopArtState, unnormalized: Array, indices: Array) -> Array:
     """Maps unnormalised values to the normalised scale: `(x - shift[i]) / scale[i]`.
 
@@ -84,7 +99,8 @@ def normalize(state: PopArtState, unnormalized: Array, indices: Array) -> Array:
     Returns:
       Normalised values shaped like `unnormalized`.
     """
-    chex.assert_type(indices, int)
+    check("normalize", chex.assert_type, {"indices": indices}, int)
+    _check_like("normalize", "unnormalized", unnormalized, indices)
     return (unnormalized - state.shift[indices]) / state.scale[indices]
 
 
@@ -99,7 +115,8 @@ def unnormalize(state: PopArtState, normalized: Array, indices: Array) -> Array:
     Returns:
       Unnormalised values shaped like `normalized`.
     """
-    chex.assert_type(indices, int)
+    check("unnormalize", chex.assert_type, {"indices": indices}, int)
+    _check_like("unnormalize", "normalized", normalized, indices)
     return state.scale[indices] * normalized + state.shift[indices]
 
 
@@ -114,8 +131,8 @@ def unnormalize_linear(state: PopArtState, inputs: Array, indices: Array) -> Pop
     Returns:
       `PopArtOutput(normalized, unnormalized)`, each [...].
     """
-    chex.assert_type(indices, int)
-    chex.assert_rank(inputs, indices.ndim + 1)
+    check("unnormalize_linear", chex.assert_type, {"indices": indices}, int)
+    check("unnormalize_linear", chex.assert_rank, {"inputs": inputs}, indices.ndim + 1)
     normalized = base.batched_index(inputs, indices)
     return PopArtOutput(normalized, unnormalize(state, normalized, indices))
 
@@ -130,6 +147,23 @@ def _scatter_sum(num_outputs: int, indices: Array, updates: Array, axis_name: Ax
         for name in names:
             total = jax.lax.psum(total, axis_name=name)
     return total
+
+
+def _cross_replica_scatter_add(
+    source: Array, indices: Array, updates: Array, axis_name: AxisName
+) -> Array:
+    """`source + ` the updates summed into their index slots, over the batch and the devices.
+
+    rlax's private helper of the same name and signature, which rlax's own tests call; kept so
+    that they run against rlkit.
+    """
+    if updates.shape != indices.shape or not jnp.issubdtype(indices.dtype, jnp.integer):
+        raise ArgumentError(
+            f"_cross_replica_scatter_add: `indices` must be integers shaped like `updates`, got "
+            f"{indices.dtype}{indices.shape} and {updates.shape}"
+        )
+    check("_cross_replica_scatter_add", chex.assert_rank, {"source": source}, 1)
+    return source + _scatter_sum(source.shape[0], indices, updates, axis_name).astype(source.dtype)
 
 
 def art(
@@ -154,7 +188,7 @@ def art(
 
     Args:
       state: current statistics.
-      targets: target values [...].
+      targets: target values [...] (integer targets are used as they are, as in rlax).
       indices: integer head index per target, shaped like `targets`.
       step_size: beta, the moment step size.
       scale_lb: lower bound on the scale.
@@ -164,8 +198,8 @@ def art(
     Returns:
       The new `PopArtState`.
     """
-    chex.assert_equal_shape([targets, indices])
-    chex.assert_type([targets, indices], [float, int])
+    check("art", chex.assert_equal_shape, {"targets": targets, "indices": indices})
+    check("art", chex.assert_type, {"indices": indices}, int)
     num_outputs = state.shift.shape[0]
     shift_inc = step_size * (targets - state.shift[indices])
     moment_inc = step_size * (jnp.square(targets) - state.second_moment[indices])

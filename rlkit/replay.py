@@ -26,7 +26,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlkit.errors import RLKitError
+from rlkit.errors import RLKitError, check
 
 __all__ = ["ReplaySample", "ReplayState"]
 
@@ -231,7 +231,7 @@ def sampling_probabilities(
     https://arxiv.org/abs/1511.05952, eq. (1). ``alpha = 0`` gives uniform sampling.
     """
     valid = _window_mask(state, sequence_length)[:, None]
-    scaled = jnp.where(valid, state.priorities ** priority_exponent, 0.0)
+    scaled = jnp.where(valid, state.priorities**priority_exponent, 0.0)
     return scaled / jnp.maximum(jnp.sum(scaled), jnp.finfo(jnp.float32).tiny)
 
 
@@ -299,8 +299,8 @@ def importance_weights(probability: Array, num_items: Array, beta: Array) -> Arr
     Returns:
       Weights ``[B]`` in (0, 1].
     """
-    chex.assert_rank(probability, 1)
-    chex.assert_type(probability, float)
+    check("importance_weights", chex.assert_rank, {"probability": probability}, 1)
+    check("importance_weights", chex.assert_type, {"probability": probability}, float)
     n = jnp.asarray(num_items, probability.dtype)
     w = (n * jnp.maximum(probability, jnp.finfo(probability.dtype).tiny)) ** (-beta)
     return w / jnp.max(w)
@@ -320,9 +320,23 @@ def update_priorities(
     Returns:
       The buffer with the new priorities; ``max_priority`` is the max ever set.
     """
-    chex.assert_rank([time_index, env_index, priorities], 1)
-    chex.assert_type([time_index, env_index, priorities], [int, int, float])
-    chex.assert_equal_shape([time_index, env_index, priorities])
+    check(
+        "update_priorities",
+        chex.assert_rank,
+        {"time_index": time_index, "env_index": env_index, "priorities": priorities},
+        1,
+    )
+    check(
+        "update_priorities",
+        chex.assert_type,
+        {"time_index": time_index, "env_index": env_index, "priorities": priorities},
+        [int, int, float],
+    )
+    check(
+        "update_priorities",
+        chex.assert_equal_shape,
+        {"time_index": time_index, "env_index": env_index, "priorities": priorities},
+    )
     priorities = priorities.astype(jnp.float32)
     return state._replace(
         priorities=state.priorities.at[time_index, env_index].set(priorities),

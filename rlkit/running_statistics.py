@@ -61,7 +61,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlkit.errors import RLKitError
+from rlkit.errors import RLKitError, check
 
 __all__ = [
     "RewardScalingState",
@@ -162,8 +162,12 @@ def running_stats_merge(a: RunningMeanStd, b: RunningMeanStd) -> RunningMeanStd:
     Returns:
       Statistics of the union of A and B.
     """
-    chex.assert_equal_shape([a.mean, a.var, b.mean, b.var])
-    chex.assert_rank([a.count, b.count], 0)
+    check(
+        "running_stats_merge",
+        chex.assert_equal_shape,
+        {"a.mean": a.mean, "a.var": a.var, "b.mean": b.mean, "b.var": b.var},
+    )
+    check("running_stats_merge", chex.assert_rank, {"a.count": a.count, "b.count": b.count}, 0)
     count = a.count + b.count
     safe = jnp.maximum(count, 1e-30)
     frac_b = (b.count / safe).astype(a.mean.dtype)
@@ -344,11 +348,15 @@ def reward_scaling_update(
     Returns:
       The new `RewardScalingState`.
     """
-    chex.assert_rank([reward, done], 1)
-    chex.assert_type(reward, float)
-    chex.assert_equal_shape([reward, done, state.returns])
+    check("reward_scaling_update", chex.assert_rank, {"reward": reward, "done": done}, 1)
+    check("reward_scaling_update", chex.assert_type, {"reward": reward}, float)
+    check(
+        "reward_scaling_update",
+        chex.assert_equal_shape,
+        {"reward": reward, "done": done, "state.returns": state.returns},
+    )
     valid = jnp.ones(reward.shape, bool) if mask is None else mask.astype(bool)
-    chex.assert_equal_shape([valid, reward])
+    check("reward_scaling_update", chex.assert_equal_shape, {"valid": valid, "reward": reward})
     returns = jnp.where(valid, gamma * state.returns + reward, state.returns)
     stats = running_stats_update(state.return_stats, returns, valid)
     returns = jnp.where(valid & done.astype(bool), jnp.zeros_like(returns), returns)
@@ -372,7 +380,7 @@ def reward_scaling_apply(
     Returns:
       Scaled rewards shaped like `reward`.
     """
-    chex.assert_type(reward, float)
+    check("reward_scaling_apply", chex.assert_type, {"reward": reward}, float)
     scaled = reward / jnp.sqrt(state.return_stats.var + eps)
     if clip is not None:
         scaled = jnp.clip(scaled, -clip, clip)

@@ -37,7 +37,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlkit import base
+from rlkit import base, multistep
+from rlkit.errors import check
 
 __all__ = [
     "DISCOUNT_TRANSFORM_PAIR",
@@ -59,7 +60,9 @@ __all__ = [
     "signed_logp1",
     "signed_parabolic",
     "transform_from_2hot",
+    "transform_from_2hot_nonlinear",
     "transform_to_2hot",
+    "transform_to_2hot_nonlinear",
     "transformed_general_off_policy_returns_from_action_values",
     "transformed_lambda_returns",
     "transformed_n_step_q_learning",
@@ -67,6 +70,7 @@ __all__ = [
     "transformed_q_lambda",
     "transformed_retrace",
     "twohot_pair",
+    "unbiased_transform_pair",
 ]
 
 Array = chex.Array
@@ -87,7 +91,7 @@ def identity(x: Array) -> Array:
     Returns:
       `x`.
     """
-    chex.assert_type(x, float)
+    check("identity", chex.assert_type, {"x": x}, float)
     return x
 
 
@@ -100,7 +104,7 @@ def sigmoid(x: Numeric) -> Array:
     Returns:
       Array in (0, 1) shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("sigmoid", chex.assert_type, {"x": x}, float)
     return jax.nn.sigmoid(x)
 
 
@@ -113,7 +117,7 @@ def logit(x: Array) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("logit", chex.assert_type, {"x": x}, float)
     return jnp.log(x) - jnp.log1p(-x)
 
 
@@ -126,7 +130,7 @@ def signed_logp1(x: Array) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("signed_logp1", chex.assert_type, {"x": x}, float)
     return jnp.sign(x) * jnp.log1p(jnp.abs(x))
 
 
@@ -139,7 +143,7 @@ def signed_expm1(x: Array) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("signed_expm1", chex.assert_type, {"x": x}, float)
     return jnp.sign(x) * jnp.expm1(jnp.abs(x))
 
 
@@ -156,7 +160,7 @@ def signed_hyperbolic(x: Array, eps: float = 1e-3) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("signed_hyperbolic", chex.assert_type, {"x": x}, float)
     return jnp.sign(x) * (jnp.sqrt(jnp.abs(x) + 1.0) - 1.0) + eps * x
 
 
@@ -176,7 +180,7 @@ def signed_parabolic(x: Array, eps: float = 1e-3) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("signed_parabolic", chex.assert_type, {"x": x}, float)
     shifted = jnp.abs(x) + 1.0 + eps
     root = 2.0 * shifted / (jnp.sqrt(1.0 + 4.0 * eps * shifted) + 1.0)
     return jnp.sign(x) * (jnp.square(root) - 1.0)
@@ -191,7 +195,7 @@ def hyperbolic_sin(x: Array) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("hyperbolic_sin", chex.assert_type, {"x": x}, float)
     return jnp.sinh(x)
 
 
@@ -204,7 +208,7 @@ def hyperbolic_arcsin(x: Array) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("hyperbolic_arcsin", chex.assert_type, {"x": x}, float)
     return jnp.arcsinh(x)
 
 
@@ -220,7 +224,7 @@ def power(x: Array, p: float) -> Array:
     Returns:
       Array shaped like `x`.
     """
-    chex.assert_type(x, float)
+    check("power", chex.assert_type, {"x": x}, float)
     q = jnp.sqrt(p)
     return jnp.sign(x) * (jnp.power(jnp.abs(x) / q + 1.0, p) - 1.0) / q
 
@@ -242,7 +246,7 @@ def transform_to_2hot(scalar: Array, min_value: float, max_value: float, num_bin
     Returns:
       Array [..., num_bins] of non-negative weights summing to 1.
     """
-    chex.assert_type(scalar, float)
+    check("transform_to_2hot", chex.assert_type, {"scalar": scalar}, float)
     width = (max_value - min_value) / (num_bins - 1)
     clipped = jnp.clip(scalar, min_value, max_value)
     position = (clipped - min_value) / width
@@ -269,10 +273,57 @@ def transform_from_2hot(probs: Array, min_value: float, max_value: float, num_bi
     Returns:
       Array [...].
     """
-    chex.assert_type(probs, float)
-    chex.assert_axis_dimension(probs, -1, num_bins)
+    check("transform_from_2hot", chex.assert_type, {"probs": probs}, float)
+    check("transform_from_2hot", chex.assert_axis_dimension, {"probs": probs}, -1, num_bins)
     support = jnp.linspace(min_value, max_value, num_bins).astype(probs.dtype)
     return jnp.tensordot(probs, support, axes=1)
+
+
+def transform_to_2hot_nonlinear(scalar: Array, bins: Array) -> Array:
+    """Encodes scalars as 2-hot vectors over an arbitrary increasing support `bins`.
+
+    As `transform_to_2hot`, but the support points need not be evenly spaced: a scalar
+    (clipped to [bins[0], bins[-1]]) with `bins[k] <= x <= bins[k+1]` puts mass
+    `(bins[k+1] - x) / (bins[k+1] - bins[k])` on `bins[k]` and the rest on `bins[k+1]`.
+
+    Args:
+      scalar: float array of any shape [...].
+      bins: increasing support points [num_bins] (num_bins >= 2).
+
+    Returns:
+      Array [..., num_bins] of non-negative weights summing to 1, with expectation `x`.
+    """
+    check("transform_to_2hot_nonlinear", chex.assert_rank, {"bins": bins}, 1)
+    num_bins = bins.shape[0]
+    clipped = jnp.clip(scalar, bins[0], bins[-1])
+    upper = jnp.clip(jnp.searchsorted(bins, clipped, side="left"), 1, num_bins - 1)
+    lower = upper - 1
+    frac_lower = (bins[upper] - clipped) / (bins[upper] - bins[lower])
+    dtype = jnp.result_type(clipped)
+    lower_hot = base.one_hot(lower, num_bins, dtype=dtype)
+    upper_hot = base.one_hot(upper, num_bins, dtype=dtype)
+    return lower_hot * frac_lower[..., None] + upper_hot * (1.0 - frac_lower)[..., None]
+
+
+def transform_from_2hot_nonlinear(probs: Array, bins: Array) -> Array:
+    """Decodes weights over the support `bins` to their expected value `sum_k probs_k bins_k`.
+
+    Args:
+      probs: weights [..., num_bins].
+      bins: support points [num_bins].
+
+    Returns:
+      Array [...].
+    """
+    check("transform_from_2hot_nonlinear", chex.assert_rank, {"bins": bins}, 1)
+    check(
+        "transform_from_2hot_nonlinear",
+        chex.assert_axis_dimension,
+        {"probs": probs},
+        -1,
+        bins.shape[0],
+    )
+    return jnp.tensordot(probs, bins.astype(jnp.result_type(probs)), axes=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,6 +416,33 @@ def muzero_pair(min_value: float, max_value: float, num_bins: int, tx: TxPair) -
     return compose_tx(tx, twohot_pair(min_value, max_value, num_bins))
 
 
+def unbiased_transform_pair(
+    min_value: float, max_value: float, num_bins: int, tx: TxPair
+) -> TxPair:
+    """A 2-hot value parametrisation whose non-linearity moves the bins, not the value.
+
+    Like `muzero_pair`, but the scalar is 2-hot encoded directly on the support
+    `bins = tx.apply_inv(linspace(min_value, max_value, num_bins))`, so that decoding (the
+    expectation over the bins) is unbiased: `apply_inv(apply(x)) == x` for x inside the
+    support, and the expected value of a predicted distribution is a value on the raw scale.
+
+    Args:
+      min_value: lowest support point in the transformed space.
+      max_value: highest support point in the transformed space.
+      num_bins: number of support points.
+      tx: transform whose inverse places the bins (e.g. `SIGNED_HYPERBOLIC_PAIR`).
+
+    Returns:
+      A `TxPair` of `transform_to_2hot_nonlinear` and `transform_from_2hot_nonlinear` on those
+      bins.
+    """
+    bins = tx.apply_inv(jnp.linspace(min_value, max_value, num_bins))
+    return TxPair(
+        functools.partial(transform_to_2hot_nonlinear, bins=bins),
+        functools.partial(transform_from_2hot_nonlinear, bins=bins),
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Transformed returns and TD errors.
 # ---------------------------------------------------------------------------------------------
@@ -398,8 +476,6 @@ def transformed_lambda_returns(
     Returns:
       Transformed lambda-returns [T].
     """
-    from rlkit import multistep
-
     returns = multistep.lambda_returns(
         r_t, discount_t, tx_pair.apply_inv(v_t), lambda_, stop_target_gradients
     )
@@ -437,8 +513,6 @@ def transformed_n_step_returns(
     Returns:
       Transformed n-step returns [T].
     """
-    from rlkit import multistep
-
     returns = multistep.n_step_bootstrapped_returns(
         r_t,
         discount_t,
@@ -478,8 +552,6 @@ def transformed_general_off_policy_returns_from_action_values(
     Returns:
       Transformed off-policy returns [T].
     """
-    from rlkit import multistep
-
     returns = multistep.general_off_policy_returns_from_action_values(
         tx_pair.apply_inv(q_t), a_t, r_t, discount_t, c_t, pi_t, stop_target_gradients
     )
@@ -517,13 +589,38 @@ def transformed_q_lambda(
     Returns:
       TD errors [T] in the transformed scale.
     """
-    chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t, lambda_], [2, 1, 1, 1, 2, {0, 1}])
-    chex.assert_type(
-        [q_tm1, a_tm1, r_t, discount_t, q_t, lambda_],
+    check(
+        "transformed_q_lambda",
+        chex.assert_rank,
+        {
+            "q_tm1": q_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "q_t": q_t,
+            "lambda_": lambda_,
+        },
+        [2, 1, 1, 1, 2, {0, 1}],
+    )
+    check(
+        "transformed_q_lambda",
+        chex.assert_type,
+        {
+            "q_tm1": q_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "q_t": q_t,
+            "lambda_": lambda_,
+        },
         [float, int, float, float, float, float],
     )
-    chex.assert_equal_shape([q_tm1, q_t])
-    chex.assert_equal_shape([a_tm1, r_t, discount_t])
+    check("transformed_q_lambda", chex.assert_equal_shape, {"q_tm1": q_tm1, "q_t": q_t})
+    check(
+        "transformed_q_lambda",
+        chex.assert_equal_shape,
+        {"a_tm1": a_tm1, "r_t": r_t, "discount_t": discount_t},
+    )
     qa_tm1 = base.batched_index(q_tm1, a_tm1)
     v_t = jnp.max(q_t, axis=-1)
     target_tm1 = transformed_lambda_returns(
@@ -573,15 +670,44 @@ def transformed_retrace(
     Returns:
       TD errors [T] in the transformed scale.
     """
-    chex.assert_rank(
-        [q_tm1, q_t, a_tm1, a_t, r_t, discount_t, pi_t, mu_t], [2, 2, 1, 1, 1, 1, 2, 1]
+    check(
+        "transformed_retrace",
+        chex.assert_rank,
+        {
+            "q_tm1": q_tm1,
+            "q_t": q_t,
+            "a_tm1": a_tm1,
+            "a_t": a_t,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "pi_t": pi_t,
+            "mu_t": mu_t,
+        },
+        [2, 2, 1, 1, 1, 1, 2, 1],
     )
-    chex.assert_type(
-        [q_tm1, q_t, a_tm1, a_t, r_t, discount_t, pi_t, mu_t],
+    check(
+        "transformed_retrace",
+        chex.assert_type,
+        {
+            "q_tm1": q_tm1,
+            "q_t": q_t,
+            "a_tm1": a_tm1,
+            "a_t": a_t,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "pi_t": pi_t,
+            "mu_t": mu_t,
+        },
         [float, float, int, int, float, float, float, float],
     )
-    chex.assert_equal_shape([q_tm1, q_t, pi_t])
-    chex.assert_equal_shape([a_tm1, a_t, r_t, discount_t, mu_t])
+    check(
+        "transformed_retrace", chex.assert_equal_shape, {"q_tm1": q_tm1, "q_t": q_t, "pi_t": pi_t}
+    )
+    check(
+        "transformed_retrace",
+        chex.assert_equal_shape,
+        {"a_tm1": a_tm1, "a_t": a_t, "r_t": r_t, "discount_t": discount_t, "mu_t": mu_t},
+    )
     pi_a_t = base.batched_index(pi_t, a_t)
     c_t = jnp.minimum(1.0, pi_a_t / (mu_t + eps)) * lambda_
     target_tm1 = transformed_general_off_policy_returns_from_action_values(
@@ -624,12 +750,42 @@ def transformed_n_step_q_learning(
     Returns:
       TD errors [T] in the transformed scale.
     """
-    chex.assert_rank([q_tm1, target_q_t, a_tm1, a_t, r_t, discount_t], [2, 2, 1, 1, 1, 1])
-    chex.assert_type(
-        [q_tm1, target_q_t, a_tm1, a_t, r_t, discount_t], [float, float, int, int, float, float]
+    check(
+        "transformed_n_step_q_learning",
+        chex.assert_rank,
+        {
+            "q_tm1": q_tm1,
+            "target_q_t": target_q_t,
+            "a_tm1": a_tm1,
+            "a_t": a_t,
+            "r_t": r_t,
+            "discount_t": discount_t,
+        },
+        [2, 2, 1, 1, 1, 1],
     )
-    chex.assert_equal_shape([q_tm1, target_q_t])
-    chex.assert_equal_shape([a_tm1, a_t, r_t, discount_t])
+    check(
+        "transformed_n_step_q_learning",
+        chex.assert_type,
+        {
+            "q_tm1": q_tm1,
+            "target_q_t": target_q_t,
+            "a_tm1": a_tm1,
+            "a_t": a_t,
+            "r_t": r_t,
+            "discount_t": discount_t,
+        },
+        [float, float, int, int, float, float],
+    )
+    check(
+        "transformed_n_step_q_learning",
+        chex.assert_equal_shape,
+        {"q_tm1": q_tm1, "target_q_t": target_q_t},
+    )
+    check(
+        "transformed_n_step_q_learning",
+        chex.assert_equal_shape,
+        {"a_tm1": a_tm1, "a_t": a_t, "r_t": r_t, "discount_t": discount_t},
+    )
     v_t = base.batched_index(target_q_t, a_t)
     target_tm1 = transformed_n_step_returns(
         tx_pair, r_t, discount_t, v_t, n, stop_target_gradients=stop_target_gradients

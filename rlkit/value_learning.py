@@ -20,7 +20,7 @@ import numpy as np
 
 from rlkit import multistep
 from rlkit.base import batched_index, maybe_stop_gradient
-from rlkit.multistep import _as_vector, _check_args, _check_shape
+from rlkit.errors import check_args, check_shape
 
 Array = chex.Array
 Numeric = chex.Numeric
@@ -42,10 +42,15 @@ __all__ = [
 ]
 
 
+def _as_vector(x: Numeric, like: Array) -> Array:
+    """Broadcasts a scalar or vector `x` to the shape and dtype of `like`."""
+    return jnp.broadcast_to(jnp.asarray(x, dtype=like.dtype), like.shape)
+
+
 def _check_lambda(fn: str, lambda_: Numeric, seq_len: int) -> None:
     """A vector `lambda_` must have one entry per step."""
     if np.ndim(lambda_) == 1:
-        _check_shape(fn, "lambda_", lambda_, (seq_len,), "one per step")
+        check_shape(fn, "lambda_", lambda_, (seq_len,), "one per step")
 
 
 def td_learning(
@@ -72,7 +77,7 @@ def td_learning(
     Returns:
       The TD error, scalar.
     """
-    _check_args(
+    check_args(
         "td_learning",
         {"v_tm1": v_tm1, "r_t": r_t, "discount_t": discount_t, "v_t": v_t},
         0,
@@ -112,7 +117,7 @@ def td_lambda(
       The TD(lambda) errors, shape [T].
     """
     fn = "td_lambda"
-    _check_args(
+    check_args(
         fn,
         {"v_tm1": v_tm1, "r_t": r_t, "discount_t": discount_t, "v_t": v_t, "lambda_": lambda_},
         [1, 1, 1, 1, {0, 1}],
@@ -151,7 +156,7 @@ def sarsa(
     Returns:
       The TD error, scalar.
     """
-    _check_args(
+    check_args(
         "sarsa",
         {
             "q_tm1": q_tm1,
@@ -198,7 +203,7 @@ def expected_sarsa(
     Returns:
       The TD error, scalar.
     """
-    _check_args(
+    check_args(
         "expected_sarsa",
         {
             "q_tm1": q_tm1,
@@ -249,7 +254,7 @@ def sarsa_lambda(
       The SARSA(lambda) errors, shape [T].
     """
     fn = "sarsa_lambda"
-    _check_args(
+    check_args(
         fn,
         {
             "q_tm1": q_tm1,
@@ -264,8 +269,8 @@ def sarsa_lambda(
         [float, int, float, float, float, int, float],
         same_shape=["a_tm1", "r_t", "discount_t", "a_t"],
     )
-    _check_args(fn, {"q_tm1": q_tm1, "q_t": q_t}, 2, same_shape=["q_tm1", "q_t"])
-    _check_shape(fn, "q_tm1", q_tm1, (np.shape(r_t)[0], np.shape(q_tm1)[1]), "[T, A]")
+    check_args(fn, {"q_tm1": q_tm1, "q_t": q_t}, 2, same_shape=["q_tm1", "q_t"])
+    check_shape(fn, "q_tm1", q_tm1, (np.shape(r_t)[0], np.shape(q_tm1)[1]), "[T, A]")
     _check_lambda(fn, lambda_, np.shape(r_t)[0])
     qa_tm1 = batched_index(jnp.asarray(q_tm1), jnp.asarray(a_tm1))
     qa_t = batched_index(jnp.asarray(q_t), jnp.asarray(a_t))
@@ -299,7 +304,7 @@ def q_learning(
     Returns:
       The TD error, scalar.
     """
-    _check_args(
+    check_args(
         "q_learning",
         {"q_tm1": q_tm1, "a_tm1": a_tm1, "r_t": r_t, "discount_t": discount_t, "q_t": q_t},
         [1, 0, 0, 0, 1],
@@ -342,7 +347,7 @@ def double_q_learning(
     Returns:
       The TD error, scalar.
     """
-    _check_args(
+    check_args(
         "double_q_learning",
         {
             "q_tm1": q_tm1,
@@ -389,7 +394,7 @@ def persistent_q_learning(
     Returns:
       The TD error, scalar.
     """
-    _check_args(
+    check_args(
         "persistent_q_learning",
         {"q_tm1": q_tm1, "a_tm1": a_tm1, "r_t": r_t, "discount_t": discount_t, "q_t": q_t},
         [1, 0, 0, 0, 1],
@@ -427,7 +432,7 @@ def qv_learning(
     Returns:
       The TD error, scalar.
     """
-    _check_args(
+    check_args(
         "qv_learning",
         {"q_tm1": q_tm1, "a_tm1": a_tm1, "r_t": r_t, "discount_t": discount_t, "v_t": v_t},
         [1, 0, 0, 0, 0],
@@ -461,7 +466,7 @@ def qv_max(
     Returns:
       The TD error, scalar.
     """
-    _check_args(
+    check_args(
         "qv_max",
         {"v_tm1": v_tm1, "r_t": r_t, "discount_t": discount_t, "q_t": q_t},
         [0, 0, 0, 1],
@@ -504,7 +509,7 @@ def q_lambda(
       The Q(lambda) errors, shape [T].
     """
     fn = "q_lambda"
-    _check_args(
+    check_args(
         fn,
         {
             "q_tm1": q_tm1,
@@ -518,8 +523,8 @@ def q_lambda(
         [float, int, float, float, float, float],
         same_shape=["a_tm1", "r_t", "discount_t"],
     )
-    _check_args(fn, {"q_tm1": q_tm1, "q_t": q_t}, 2, same_shape=["q_tm1", "q_t"])
-    _check_shape(fn, "q_tm1", q_tm1, (np.shape(r_t)[0], np.shape(q_tm1)[1]), "[T, A]")
+    check_args(fn, {"q_tm1": q_tm1, "q_t": q_t}, 2, same_shape=["q_tm1", "q_t"])
+    check_shape(fn, "q_tm1", q_tm1, (np.shape(r_t)[0], np.shape(q_tm1)[1]), "[T, A]")
     _check_lambda(fn, lambda_, np.shape(r_t)[0])
     qa_tm1 = batched_index(jnp.asarray(q_tm1), jnp.asarray(a_tm1))
     v_t = jnp.max(jnp.asarray(q_t), axis=-1)
@@ -569,7 +574,7 @@ def retrace(
       The Retrace errors, shape [T].
     """
     fn = "retrace"
-    _check_args(
+    check_args(
         fn,
         {
             "q_tm1": q_tm1,
@@ -586,10 +591,10 @@ def retrace(
         [float, float, int, int, float, float, float, float, float],
         same_shape=["a_tm1", "a_t", "r_t", "discount_t", "mu_t"],
     )
-    _check_args(
+    check_args(
         fn, {"q_tm1": q_tm1, "q_t": q_t, "pi_t": pi_t}, 2, same_shape=["q_tm1", "q_t", "pi_t"]
     )
-    _check_shape(fn, "q_tm1", q_tm1, (np.shape(r_t)[0], np.shape(q_tm1)[1]), "[T, A]")
+    check_shape(fn, "q_tm1", q_tm1, (np.shape(r_t)[0], np.shape(q_tm1)[1]), "[T, A]")
     _check_lambda(fn, lambda_, np.shape(r_t)[0])
     pi_t, mu_t = jnp.asarray(pi_t), jnp.asarray(mu_t)
     a_t = jnp.asarray(a_t)
@@ -637,7 +642,7 @@ def retrace_continuous(
       The Retrace errors, shape [K].
     """
     fn = "retrace_continuous"
-    _check_args(
+    check_args(
         fn,
         {
             "q_tm1": q_tm1,
@@ -653,8 +658,8 @@ def retrace_continuous(
         same_shape=["q_tm1", "v_t", "r_t", "discount_t"],
     )
     seq_len = np.shape(r_t)[0]
-    _check_shape(fn, "q_t", q_t, (seq_len - 1,), "K - 1")
-    _check_shape(fn, "log_rhos", log_rhos, (seq_len - 1,), "K - 1")
+    check_shape(fn, "q_t", q_t, (seq_len - 1,), "K - 1")
+    check_shape(fn, "log_rhos", log_rhos, (seq_len - 1,), "K - 1")
     _check_lambda(fn, lambda_, seq_len - 1)
     log_rhos = jnp.asarray(log_rhos)
     c_t = jnp.minimum(1.0, jnp.exp(log_rhos)) * _as_vector(lambda_, log_rhos)

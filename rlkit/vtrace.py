@@ -16,8 +16,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlkit.base import maybe_stop_gradient
-from rlkit.errors import RLKitError
+from rlkit.errors import RLKitError, check
 
 __all__ = [
     "VTraceOutput",
@@ -54,15 +53,46 @@ def _check_inputs(v_tm1, v_t, r_t, discount_t, rho_tm1, lambda_, sample_mask) ->
     """Checks ranks, dtypes and lengths as rlax does; returns the (default) sample mask."""
     if sample_mask is None:
         sample_mask = jnp.ones_like(rho_tm1, dtype=jnp.bool_)
-    chex.assert_rank(
-        [v_tm1, v_t, r_t, discount_t, rho_tm1, lambda_, sample_mask],
+    check(
+        "rlkit.vtrace",
+        chex.assert_rank,
+        {
+            "v_tm1": v_tm1,
+            "v_t": v_t,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "rho_tm1": rho_tm1,
+            "lambda_": lambda_,
+            "sample_mask": sample_mask,
+        },
         [1, 1, 1, 1, 1, {0, 1}, 1],
     )
-    chex.assert_type(
-        [v_tm1, v_t, r_t, discount_t, rho_tm1, lambda_, sample_mask],
+    check(
+        "rlkit.vtrace",
+        chex.assert_type,
+        {
+            "v_tm1": v_tm1,
+            "v_t": v_t,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "rho_tm1": rho_tm1,
+            "lambda_": lambda_,
+            "sample_mask": sample_mask,
+        },
         [float, float, float, float, float, float, bool],
     )
-    chex.assert_equal_shape([v_tm1, v_t, r_t, discount_t, rho_tm1, sample_mask])
+    check(
+        "rlkit.vtrace",
+        chex.assert_equal_shape,
+        {
+            "v_tm1": v_tm1,
+            "v_t": v_t,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "rho_tm1": rho_tm1,
+            "sample_mask": sample_mask,
+        },
+    )
     if jnp.ndim(lambda_) == 1 and jnp.shape(lambda_)[0] != v_tm1.shape[0]:
         raise RLKitError(
             f"lambda_ has length {jnp.shape(lambda_)[0]}; expected a scalar or length "
@@ -348,9 +378,23 @@ def categorical_importance_sampling_ratios(
     Returns:
       The ratios, [...].
     """
-    chex.assert_type([pi_logits_t, mu_logits_t, a_t], [float, float, int])
-    chex.assert_equal_shape([pi_logits_t, mu_logits_t])
-    chex.assert_rank(a_t, pi_logits_t.ndim - 1)
+    check(
+        "categorical_importance_sampling_ratios",
+        chex.assert_type,
+        {"pi_logits_t": pi_logits_t, "mu_logits_t": mu_logits_t, "a_t": a_t},
+        [float, float, int],
+    )
+    check(
+        "categorical_importance_sampling_ratios",
+        chex.assert_equal_shape,
+        {"pi_logits_t": pi_logits_t, "mu_logits_t": mu_logits_t},
+    )
+    check(
+        "categorical_importance_sampling_ratios",
+        chex.assert_rank,
+        {"a_t": a_t},
+        pi_logits_t.ndim - 1,
+    )
     if a_t.shape != pi_logits_t.shape[:-1]:
         raise RLKitError(
             f"a_t has shape {a_t.shape}; expected {pi_logits_t.shape[:-1]}, the shape of "

@@ -8,6 +8,10 @@ ratio above 1 means rlkit is faster. The two outputs are also compared, as a san
 - lambda_returns, truncated_generalized_advantage_estimation, vtrace: B trajectories of T steps.
 - q_learning, categorical_q_learning: B * T transitions (a [B, T] grid, vmapped twice), with
   `num_actions` actions and, for C51, `num_atoms` atoms.
+- importance_corrected_td_errors: B trajectories of T steps, like vtrace (rlax keeps it in
+  `rlax._src.multistep`, not at its top level).
+- mpo_loss: one call on examples E* = [B, T] with `num_actions` sampled actions each (the sample
+  axis first), a temperature constraint and one KL constraint; the timed output is the loss.
 
     PYTHONPATH=. python scripts/bench_primitives.py --batch 1024 --time-steps 128
 """
@@ -29,9 +33,33 @@ import rlkit
 __all__ = ["benchmark_primitives"]
 
 
+def _multistep_module(lib: Any) -> Any:
+    """rlax keeps `importance_corrected_td_errors` in `rlax._src.multistep`; rlkit exports it."""
+    if lib.__name__ == "rlax":
+        from rlax._src import multistep
+
+        return multistep
+    return lib
+
+
+def _mpo_loss(lib: Any) -> Callable:
+    """`lib.mpo_loss` as a function of arrays (the penalties are built with `lib`'s type)."""
+
+    def loss(sample_log_probs, sample_q_values, kl, alpha):
+        temperature = lib.LagrangePenalty(alpha=jnp.float32(1.0), epsilon=0.1)
+        kls = [(kl, lib.LagrangePenalty(alpha=alpha, epsilon=0.01))]
+        return lib.mpo_loss(sample_log_probs, sample_q_values, temperature, kls)[0]
+
+    return loss
+
+
 def _cases(batch: int, time_steps: int, num_actions: int, num_atoms: int, seed: int) -> dict:
-    """name -> (function name in both libraries, in_axes per vmap level, arguments)."""
-    keys = iter(jax.random.split(jax.random.PRNGKey(seed), 16))
+    """name -> (function name in both libraries, in_axes per vmap level, arguments[, getter]).
+
+    The optional getter maps a library module to the function to time (default: the attribute
+    named by the first element).
+    """
+    keys = iter(jax.random.split(jax.random.PRNGKey(seed), 32))
 
     def normal(*shape):
         return jax.random.normal(next(keys), shape, jnp.float32)
@@ -83,6 +111,29 @@ def _cases(batch: int, time_steps: int, num_actions: int, num_atoms: int, seed: 
                 atoms,
                 normal(*bt, num_actions, num_atoms),
             ),
+        ),
+        "importance_corrected_td_errors": (
+            "importance_corrected_td_errors",
+            [(0, 0, 0, None, 0)],
+            (
+                normal(*bt),
+                discount,
+                uniform(*bt, low=0.2, high=2.0),
+                jnp.float32(0.95),
+                normal(batch, time_steps + 1),
+            ),
+            lambda lib: _multistep_module(lib).importance_corrected_td_errors,
+        ),
+        "mpo_loss": (
+            "mpo_loss",
+            [],
+            (
+                normal(num_actions, *bt),
+                normal(num_actions, *bt),
+                uniform(*bt),
+                uniform(*bt, low=0.5, high=2.0),
+            ),
+            _mpo_loss,
         ),
     }
 
@@ -160,7 +211,7 @@ def benchmark_primitives(
         (fewer, but at least 3, where they would take more than `budget_s`).
       num_actions: actions in the Q-learning and C51 inputs.
       num_atoms: atoms of the C51 support.
-      names: primitives to time (default: all five).
+      names: primitives to time (default: all of them).
       seed: seed for the random inputs.
       budget_s: rough limit on the timed seconds per primitive (both libraries together).
       verbose: print the table (markdown) when done.
@@ -177,9 +228,10 @@ def benchmark_primitives(
     cases = _cases(batch, time_steps, num_actions, num_atoms, seed)
     rows = []
     for name in names or list(cases):
-        fn_name, in_axes, args = cases[name]
-        ours = _batched(getattr(rlkit, fn_name), in_axes)
-        theirs = _batched(getattr(rlax, fn_name), in_axes)
+        fn_name, in_axes, args, *getter = cases[name]
+        get = getter[0] if getter else (lambda lib, fn_name=fn_name: getattr(lib, fn_name))
+        ours = _batched(get(rlkit), in_axes)
+        theirs = _batched(get(rlax), in_axes)
         rlkit_s, rlax_s = _time_pair([ours, theirs], args, repeats, budget_s)
         diff = jax.tree_util.tree_map(
             lambda a, b: float(jnp.max(jnp.abs(a - b))), ours(*args), theirs(*args)

@@ -10,6 +10,7 @@ import pytest
 import rlax
 from scipy import integrate, stats
 
+import rlkit
 from rlkit import distributions as dist
 from rlkit.errors import RLKitError
 
@@ -190,8 +191,16 @@ def test_categorical_divergences_hand_computed_and_parity():
         rtol=1e-6,
     )
     np.testing.assert_allclose(dist.categorical_kl_divergence(masked, masked), 0.0, atol=1e-7)
+    # Leading axes are batch axes, as in rlax.
+    pa, pb = jax.random.normal(keys[0], (2, 4, 5)), jax.random.normal(keys[1], (2, 4, 5))
+    batched = dist.categorical_kl_divergence(pa, pb, 0.5)
+    assert batched.shape == (2, 4)
+    np.testing.assert_allclose(
+        batched[1, 2], dist.categorical_kl_divergence(pa[1, 2], pb[1, 2], 0.5)
+    )
+    np.testing.assert_allclose(batched, rlax.categorical_kl_divergence(pa, pb, 0.5), rtol=1e-5)
     with pytest.raises(AssertionError):
-        dist.categorical_kl_divergence(jnp.ones((2, 3)), jnp.ones((2, 3)))
+        dist.categorical_kl_divergence(jnp.ones((2, 3)), jnp.ones((3,)))
 
 
 def test_multivariate_normal_kl():
@@ -215,6 +224,14 @@ def test_multivariate_normal_kl():
     )
     with pytest.raises(AssertionError):
         dist.multivariate_normal_kl_divergence(m0, s0, m1[:2], s1)
+    # Leading axes are batch axes, as in rlax.
+    bm0, bm1 = jnp.stack([m0, m1]), jnp.stack([m1, m0])
+    bs0, bs1 = jnp.stack([s0, s1]), jnp.stack([s1, s1])
+    batched = dist.multivariate_normal_kl_divergence(bm0, bs0, bm1, bs1)
+    np.testing.assert_allclose(batched[0], dist.multivariate_normal_kl_divergence(m0, s0, m1, s1))
+    np.testing.assert_allclose(
+        batched, rlax.multivariate_normal_kl_divergence(bm0, bs0, bm1, bs1), rtol=1e-5
+    )
 
 
 # ---------------------------------------------------------------------------- continuous ----
@@ -341,3 +358,68 @@ def test_rescale_action():
     np.testing.assert_allclose(jax.jit(dist.rescale_action)(a, 0.0, 4.0), [0.0, 2.0, 4.0])
     with pytest.raises(AssertionError):
         dist.rescale_action(a, jnp.zeros((1, 3)), jnp.ones((1, 3)))
+
+
+# --------------------------------------------------------------- rlax-style factories ----
+@pytest.mark.parametrize("use_jit", [False, True])
+def test_factories_match_rlax_on_batches_and_keys(use_jit):
+    j = jax.jit if use_jit else (lambda f: f)
+    k = jax.random.split(jax.random.PRNGKey(21), 4)
+    logits = jax.random.normal(k[0], (3, 5))
+    actions = jnp.array([0, 4, 2])
+    for ours, theirs in [
+        (rlkit.softmax(0.7), rlax.softmax(0.7)),
+        (rlkit.clipped_entropy_softmax(1.0, 0.5), rlax.clipped_entropy_softmax(1.0, 0.5)),
+        (rlkit.epsilon_greedy(0.3), rlax.epsilon_greedy(0.3)),
+        (rlkit.greedy(), rlax.greedy()),
+    ]:
+        np.testing.assert_array_equal(j(ours.sample)(k[1], logits), theirs.sample(k[1], logits))
+        np.testing.assert_allclose(j(ours.probs)(logits), theirs.probs(logits), rtol=1e-5)
+        np.testing.assert_allclose(
+            j(ours.logprob)(actions, logits), theirs.logprob(actions, logits), rtol=1e-5
+        )
+        np.testing.assert_allclose(j(ours.entropy)(logits), theirs.entropy(logits), rtol=1e-5)
+    mu, sigma = jax.random.normal(k[2], (3, 2)), jnp.exp(jax.random.normal(k[3], (3, 2)))
+    ours, theirs = rlkit.gaussian_diagonal(), rlax.gaussian_diagonal()
+    sample = j(ours.sample)(k[1], mu, sigma)
+    np.testing.assert_allclose(sample, theirs.sample(k[1], mu, sigma), rtol=1e-6)
+    np.testing.assert_allclose(
+        j(ours.logprob)(sample, mu, sigma), theirs.logprob(sample, mu, sigma), rtol=1e-5
+    )
+    np.testing.assert_allclose(ours.entropy(mu, sigma), theirs.entropy(mu, sigma), rtol=1e-5)
+    np.testing.assert_allclose(
+        ours.kl_to_standard_normal(mu, sigma), theirs.kl_to_standard_normal(mu, sigma), rtol=1e-5
+    )
+
+
+def test_greedy_factory_breaks_ties_at_random_unlike_greedy_action():
+    q = jnp.array([1.0, 3.0, -2.0, 3.0])
+    samples = jax.vmap(lambda key: rlkit.greedy().sample(key, q))(
+        jax.random.split(jax.random.PRNGKey(0), 200)
+    )
+    assert set(np.asarray(samples).tolist()) == {1, 3}
+    assert int(dist.greedy_action(q)) == 1
+    np.testing.assert_allclose(rlkit.greedy().logprob(jnp.array(2), q), -np.inf)
+
+
+def test_squashed_gaussian_matches_rlax_with_action_spec():
+    class Spec:
+        minimum = np.array([-1.0])
+        maximum = np.array([2.0])
+
+    k = jax.random.split(jax.random.PRNGKey(22), 2)
+    mu, sigma = jax.random.normal(k[0], (2, 3)), jax.random.normal(k[1], (2, 3))
+    ours, theirs = rlkit.squashed_gaussian(0.0, 2.0), rlax.squashed_gaussian(0.0, 2.0)
+    sample = ours.sample(k[0], mu, sigma, Spec)
+    np.testing.assert_allclose(sample, theirs.sample(k[0], mu, sigma, Spec), rtol=1e-5)
+    with jax.numpy_rank_promotion("allow"):  # distrax broadcasts the [1] bounds
+        expected = theirs.logprob(sample * 0.9, mu, sigma, Spec)
+    np.testing.assert_allclose(ours.logprob(sample * 0.9, mu, sigma, Spec), expected, rtol=1e-4)
+
+
+def test_categorical_sample_invalid_rows_give_minus_one():
+    key = jax.random.PRNGKey(1)
+    probs = jnp.array([[0.2, 0.3, 0.5], [0.0, 0.0, 0.0], [-1.0, 2.0, 0.0]])
+    out = rlkit.categorical_sample(key, probs)
+    np.testing.assert_array_equal(out[1:], [-1, -1])
+    assert out.dtype == jnp.int32 and 0 <= int(out[0]) < 3

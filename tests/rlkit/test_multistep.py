@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import rlax
+from rlax._src import multistep as rlax_multistep  # not exported at rlax's top level
 
 import rlkit
 from rlkit import multistep
@@ -562,3 +563,58 @@ def test_public_names():
     for name in multistep.__all__:
         assert getattr(rlkit, name) is getattr(multistep, name)
         assert getattr(rlkit, name).__doc__
+
+
+# ------------------------------------------------------ importance_corrected_td_errors ----
+def test_importance_corrected_td_errors_hand_computed():
+    # T = 2, r = [1, 2], discount = [0.5, 0.5], values = [0, 0, 4], rho = [2, 0.5], lambda 1:
+    # delta = [1, 2 + 2] ; E[1] = 4 ; E[0] = 1 + 0.5 * 0.5 * 4 = 2 ; errors = rho * E = [4, 2].
+    out = rlkit.importance_corrected_td_errors(
+        jnp.array([1.0, 2.0]), jnp.array([0.5, 0.5]), jnp.array([2.0, 0.5]), 1.0,
+        jnp.array([0.0, 0.0, 4.0]),
+    )  # fmt: skip
+    np.testing.assert_allclose(out, [4.0, 2.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("lambda_", [0.7, "vector"])
+@pytest.mark.parametrize("use_jit", [False, True])
+def test_importance_corrected_td_errors_parity_and_gae_case(lambda_, use_jit):
+    k = jax.random.split(jax.random.PRNGKey(11), 4)
+    r = jax.random.normal(k[0], (6,))
+    d = 0.9 * (jax.random.uniform(k[1], (6,)) > 0.2)
+    rho = jnp.exp(0.3 * jax.random.normal(k[2], (6,)))
+    values = jax.random.normal(k[3], (7,))
+    lam = jnp.linspace(0.2, 1.0, 6) if lambda_ == "vector" else lambda_
+    fn = (
+        jax.jit(rlkit.importance_corrected_td_errors)
+        if use_jit
+        else (rlkit.importance_corrected_td_errors)
+    )
+    np.testing.assert_allclose(
+        fn(r, d, rho, lam, values),
+        rlax_multistep.importance_corrected_td_errors(r, d, rho, lam, values),
+        rtol=RTOL, atol=ATOL,
+    )  # fmt: skip
+    # With all ratios 1 it is GAE.
+    np.testing.assert_allclose(
+        fn(r, d, jnp.ones(6), lam, values),
+        rlkit.truncated_generalized_advantage_estimation(r, d, lam, values),
+        rtol=RTOL, atol=ATOL,
+    )  # fmt: skip
+
+
+def test_importance_corrected_td_errors_stop_gradient_and_vmap():
+    r, d, rho = jnp.ones(3), jnp.full(3, 0.9), jnp.ones(3)
+    values = jnp.array([1.0, 2.0, 3.0, 4.0])
+    grad = jax.grad(lambda v: rlkit.importance_corrected_td_errors(r, d, rho, 0.5, v, True).sum())(
+        values
+    )
+    # Only -v_tm1 carries a gradient (scaled by rho = 1).
+    np.testing.assert_allclose(grad, [-1.0, -1.0, -1.0, 0.0])
+    batched = jax.vmap(rlkit.importance_corrected_td_errors, in_axes=(0, 0, 0, None, 0))(
+        jnp.stack([r, 2 * r]), jnp.stack([d, d]), jnp.stack([rho, rho]), 0.5,
+        jnp.stack([values, values]),
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        batched[1], rlkit.importance_corrected_td_errors(2 * r, d, rho, 0.5, values), rtol=1e-6
+    )

@@ -310,3 +310,16 @@ def test_transformed_returns_with_rlax_pairs():
             rtol=1e-3,
             atol=3e-4,
         )
+
+
+def test_unbiased_transform_pair_round_trip_and_parity():
+    pair = tx.unbiased_transform_pair(-300.0, 300.0, 601, tx.SIGNED_HYPERBOLIC_PAIR)
+    x = jnp.array([1.03, 4.43, -3012.33, 0.0, 250.0])
+    probs = jax.jit(pair.apply)(x)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(pair.apply_inv(probs), x, rtol=1e-4, atol=1e-4)
+    theirs = rlax.unbiased_transform_pair(-300.0, 300.0, 601, rlax.SIGNED_HYPERBOLIC_PAIR)
+    np.testing.assert_allclose(probs, theirs.apply(x), atol=1e-4)
+    # Non-uniform bins by hand: [0, 1, 4]; 2 sits 1/3 of the way from 1 to 4.
+    two_hot = tx.transform_to_2hot_nonlinear(jnp.array([2.0, 0.0, 9.0]), jnp.array([0.0, 1.0, 4.0]))
+    np.testing.assert_allclose(two_hot, [[0, 2 / 3, 1 / 3], [1, 0, 0], [0, 0, 1]], rtol=1e-6)
