@@ -24,7 +24,7 @@ import numpy as np
 from flax import struct
 from jax.experimental import checkify
 
-from rlkit.errors import RLKitError
+from rlkit.errors import ArgumentError, RLKitError
 
 __all__ = [
     "Space",
@@ -144,7 +144,8 @@ class Box(Space):
 
 
 def check_action(space: Space, action: Any, env_id: str = "", batch: int | None = None) -> None:
-    """RLKitError unless the concrete ``action`` fits ``space`` (numpy, no device call).
+    """``ArgumentError`` (an RLKitError and an AssertionError, as Gymnasium's assert) unless the
+    concrete ``action`` fits ``space`` (numpy, no device call).
 
     A Discrete action must be one of the space's integers (CartPole and MountainCar assert this
     in Gymnasium); a Box action must have the space's shape, and values outside its bounds are
@@ -172,7 +173,7 @@ def check_action(space: Space, action: Any, env_id: str = "", batch: int | None 
             first = int(np.argmin(np.all(inside, axis=axes) if axes else inside))
             a = a[first]
         shown = a.item() if a.ndim == 0 else a.tolist()
-        raise RLKitError(f"action: {shown!r} is outside the action space {space!r}{where}")
+        raise ArgumentError(f"action: {shown!r} is outside the action space {space!r}{where}")
 
 
 # --------------------------------------------------------------------------------------------------
