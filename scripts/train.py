@@ -14,7 +14,9 @@ the chosen --env. Bad input prints one line and exits with status 2 (--debug add
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import os
 import sys
 
@@ -29,6 +31,18 @@ from agents.runs.spec import RunArgs, args_from_run_config  # noqa: E402
 from agents.training import train  # noqa: E402
 from rlkit.errors import RLKitError  # noqa: E402
 from scripts import cli  # noqa: E402
+
+
+def _one_line(box: str) -> str:
+    """The title and first message line of tyro's boxed parse error, plus the --help hint."""
+    frame = "│|╭╮╰╯+ "
+    lines = [ln.strip().strip(frame) for ln in box.splitlines()]
+    lines = [ln for ln in lines if ln and not set(ln) <= set("-─ ")]
+    title = lines[0].strip("-─ ") if lines else "bad command line"
+    detail = lines[1] if len(lines) > 1 else ""
+    if not detail or detail.startswith(title):
+        return f"{detail or title} (see --help)"
+    return f"{title}: {detail} (see --help)"
 
 
 def _pre_parse(argv: list[str]) -> argparse.Namespace:
@@ -67,16 +81,21 @@ def _main(argv: list[str]) -> int:
     TrainArgs = dataclasses.make_dataclass(
         "TrainArgs", [("run", RunArgs), ("config", agent_cls.Config)], frozen=True
     )
+    captured = io.StringIO()
     try:
-        parsed = tyro.cli(
-            tyro.conf.OmitArgPrefixes[TrainArgs],
-            default=TrainArgs(run_defaults, config_default),
-            args=argv,
-            description=f"Train {agent_name!r} (defaults tuned for {env_id}). "
-            + __doc__.split("\n")[0],
-        )
+        with contextlib.redirect_stderr(captured):
+            parsed = tyro.cli(
+                tyro.conf.OmitArgPrefixes[TrainArgs],
+                default=TrainArgs(run_defaults, config_default),
+                args=argv,
+                description=f"Train {agent_name!r} (defaults tuned for {env_id}). "
+                + __doc__.split("\n")[0],
+            )
     except SystemExit as e:
-        return int(e.code or 0)
+        if e.code:
+            raise RLKitError(_one_line(captured.getvalue())) from None
+        return 0
+    sys.stderr.write(captured.getvalue())
     if parsed.run.agent != agent_name or parsed.run.env != env_id:
         raise RLKitError("--agent/--env: give each at most once")
     train(parsed.run, parsed.config)

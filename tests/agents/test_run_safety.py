@@ -210,6 +210,16 @@ def test_agent_value_checks_and_the_retry(tmp_path, capsys, argv, needle):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv, needle", [
+    (["--learning-rate", "fast"], "--learning-rate"),
+    (["--num-envs", "2.5"], "--num-envs"),
+    (["--no-such-flag", "1"], "--no-such-flag"),
+])
+def test_a_wrong_type_or_unknown_flag_gives_one_line(tmp_path, capsys, argv, needle):
+    assert _train("--out", str(tmp_path / "never"), *argv) == 2
+    _one_line_error(capsys, needle)
+
+
 def test_retry_after_a_bad_value_and_after_a_kill_before_the_first_checkpoint(tmp_path):
     out = tmp_path / "d"
     assert _train("--out", str(out), "--learning-rate", "nan") == 2
