@@ -13,6 +13,7 @@ from rlkit.errors import RLKitError
 brax_envs = pytest.importorskip("brax.envs")
 
 
+@pytest.mark.slow  # about 30 s, mostly Brax's compile
 def test_from_brax_inverted_pendulum_flags_and_parity():
     env, params = envs.make("brax:inverted_pendulum:spring")
     assert isinstance(env, brax_compat.BraxEnv) and env.name == "brax:inverted_pendulum"
