@@ -170,7 +170,11 @@ class HostVecEnv:
                 f"HostVecEnv: vectorization_mode must be one of {VECTORIZATION_MODES}, "
                 f"got {vectorization_mode!r}"
             )
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        if (
+            isinstance(num_envs, bool)
+            or not isinstance(num_envs, (int, np.integer))
+            or num_envs < 1
+        ):
             raise RLKitError(f"HostVecEnv: num_envs must be a positive int, got {num_envs!r}")
         if not is_gymnasium_id(env_id):
             raise RLKitError(f"--env: {env_id!r} is not a Gymnasium env id")
@@ -186,7 +190,9 @@ class HostVecEnv:
                 **make_kwargs,
             )
         except gymnasium.error.DependencyNotInstalled as e:
-            raise RLKitError(f"--env: {env_id!r} needs a package that is not installed: {e}") from None
+            raise RLKitError(
+                f"--env: {env_id!r} needs a package that is not installed: {e}"
+            ) from None
         self.env_id = env_id
         self.num_envs = int(num_envs)
         self.vectorization_mode = vectorization_mode

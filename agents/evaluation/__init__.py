@@ -99,7 +99,13 @@ def evaluate(
         )
     else:
         returns, lengths, env_index, threshold = evaluate_gymnasium(
-            policy, params, env_id, int(episodes), deterministic, int(seed), num_envs,
+            policy,
+            params,
+            env_id,
+            int(episodes),
+            deterministic,
+            int(seed),
+            num_envs,
             max_episode_steps,
         )
     return EvalResult(

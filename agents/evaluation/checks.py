@@ -72,9 +72,7 @@ def check_spaces(policy: Policy, obs_space: Any, act_space: Any, env_id: str) ->
     p_obs, p_act = policy.observation_space, policy.action_space
     problems = []
     if tuple(p_obs.shape) != tuple(obs_space.shape):
-        problems.append(
-            f"observation shape {tuple(p_obs.shape)} vs env {tuple(obs_space.shape)}"
-        )
+        problems.append(f"observation shape {tuple(p_obs.shape)} vs env {tuple(obs_space.shape)}")
     p_discrete = isinstance(p_act, Discrete)
     e_discrete = hasattr(act_space, "n")
     if p_discrete != e_discrete:

@@ -108,9 +108,7 @@ def evaluate_gymnasium(
             )
         obs_space, act_space = venv.single_observation_space, venv.single_action_space
         check_spaces(policy, obs_space, act_space, env_id)
-        check_action_output(
-            policy, jax.tree.map(lambda x: x[0], params), policy.action_space, n
-        )
+        check_action_output(policy, jax.tree.map(lambda x: x[0], params), policy.action_space, n)
         try:
             act = host_policy(policy.apply, bool(deterministic))
         except TypeError:  # an unhashable callable: compile without the cache

@@ -172,8 +172,13 @@ def plot_learning_curves(
             detail += f", moving average of {window}"
         ax.plot(steps[ok], mean[ok], color=color, linewidth=2.2, label=f"{label} ({detail})")
     if reward_threshold is not None:
-        ax.axhline(reward_threshold, color="0.35", linestyle="--", linewidth=1.2,
-                   label=f"reward threshold ({reward_threshold:g})")
+        ax.axhline(
+            reward_threshold,
+            color="0.35",
+            linestyle="--",
+            linewidth=1.2,
+            label=f"reward threshold ({reward_threshold:g})",
+        )
     ax.set_xlabel("environment steps (per seed)")
     ax.set_ylabel("episode return (training episodes)")
     title = "Learning curves" + (f": {env_id}" if env_id else "")
@@ -188,8 +193,15 @@ def plot_learning_curves(
     ax.set_xlim(left=0)
     ax.spines[["top", "right"]].set_visible(False)
     handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False,
-              fontsize=9, ncol=2 if len(labels) > 2 else len(labels))
+    ax.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.13),
+        frameon=False,
+        fontsize=9,
+        ncol=2 if len(labels) > 2 else len(labels),
+    )
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     buf = io.BytesIO()

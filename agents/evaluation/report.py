@@ -79,8 +79,17 @@ def summary_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A fixed-width text table of ``summary_rows``."""
-    header = ["run", "backend", "seeds", "episodes", "mean", "mean 95% CI", "IQM", "IQM 95% CI",
-              ">= threshold"]
+    header = [
+        "run",
+        "backend",
+        "seeds",
+        "episodes",
+        "mean",
+        "mean 95% CI",
+        "IQM",
+        "IQM 95% CI",
+        ">= threshold",
+    ]
     body = []
     for r in rows:
         frac = r["fraction_at_threshold"]

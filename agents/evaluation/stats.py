@@ -97,9 +97,9 @@ def bootstrap_ci(
     Returns:
       ``(low, high)``.
     """
-    return bootstrap_cis(
-        scores, (statistic,), reps=reps, level=level, seed=seed, method=method
-    )[statistic]
+    return bootstrap_cis(scores, (statistic,), reps=reps, level=level, seed=seed, method=method)[
+        statistic
+    ]
 
 
 def bootstrap_cis(

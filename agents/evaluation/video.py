@@ -65,7 +65,10 @@ def record_video(
 
     if fmt == "mp4":
         env = gymnasium.wrappers.RecordVideo(
-            env, out_dir, episode_trigger=lambda _: True, name_prefix=name_prefix,
+            env,
+            out_dir,
+            episode_trigger=lambda _: True,
+            name_prefix=name_prefix,
             disable_logger=True,
         )
     key = jax.random.PRNGKey(seed)
@@ -88,7 +91,10 @@ def record_video(
                 images = [Image.fromarray(np.asarray(f)) for f in frames[::2]]
                 path = os.path.join(out_dir, f"{name_prefix}-episode-{ep}.gif")
                 images[0].save(
-                    path, save_all=True, append_images=images[1:], loop=0,
+                    path,
+                    save_all=True,
+                    append_images=images[1:],
+                    loop=0,
                     duration=max(20, int(round(2000 / fps))),
                 )
                 paths.append(path)
@@ -96,7 +102,8 @@ def record_video(
         env.close()
     if fmt == "mp4":
         paths = sorted(
-            os.path.join(out_dir, f) for f in os.listdir(out_dir)
+            os.path.join(out_dir, f)
+            for f in os.listdir(out_dir)
             if f.startswith(name_prefix) and f.endswith(".mp4")
         )
     return paths, fmt

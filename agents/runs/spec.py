@@ -122,7 +122,9 @@ def parse_sweep(sweep: tuple[str, ...], config_cls: type) -> list[dict[str, floa
         try:
             vals = [float(v) for v in values.split(",") if v.strip()]
         except ValueError:
-            raise RLKitError(f"--sweep: values of {name!r} must be numbers, got {values!r}") from None
+            raise RLKitError(
+                f"--sweep: values of {name!r} must be numbers, got {values!r}"
+            ) from None
         if not vals:
             raise RLKitError(f"--sweep: no values given for {name!r}")
         for v in vals:
@@ -184,8 +186,14 @@ def policy_params_template(agent: Agent, stacked_configs: Any, num_runs: int) ->
 def _check_args(args: RunArgs) -> None:
     if args.backend not in BACKENDS:
         raise RLKitError(f"--backend: expected one of {BACKENDS}, got {args.backend!r}")
-    for name in ("seed", "num_seeds", "log_every", "checkpoint_every", "eval_episodes",
-                 "eval_every_episodes"):
+    for name in (
+        "seed",
+        "num_seeds",
+        "log_every",
+        "checkpoint_every",
+        "eval_episodes",
+        "eval_every_episodes",
+    ):
         value = getattr(args, name)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise RLKitError(f"--{name.replace('_', '-')}: expected an integer, got {value!r}")
@@ -197,7 +205,9 @@ def _check_args(args: RunArgs) -> None:
     if args.eval_episodes < 0:
         raise RLKitError("--eval-episodes: expected an integer >= 0")
     if args.eval_every is not None and args.eval_every < 0:
-        raise RLKitError("--eval-every: expected an integer >= 0 (0: no evaluations during training)")
+        raise RLKitError(
+            "--eval-every: expected an integer >= 0 (0: no evaluations during training)"
+        )
     if args.eval_every_episodes < 1:
         raise RLKitError("--eval-every-episodes: expected an integer >= 1")
     if args.final_policy not in ("best", "last"):
@@ -237,7 +247,9 @@ def env_spaces(backend: str, env_id: str) -> tuple[Any, Any]:
         probe = gymnasium.make(env_id)
     except gymnasium.error.DependencyNotInstalled as e:
         extra = " (pip install 'rlkit[box2d]')" if "box2d" in str(e).lower() else ""
-        raise RLKitError(f"--env: {env_id!r} needs a package that is not installed{extra}: {e}") from None
+        raise RLKitError(
+            f"--env: {env_id!r} needs a package that is not installed{extra}: {e}"
+        ) from None
     except gymnasium.error.Error as e:
         raise RLKitError(f"--env: cannot make {env_id!r}: {e}") from None
     try:
@@ -259,7 +271,9 @@ def build(args: RunArgs, config: Any) -> BuiltRun:
     backend, env_id = resolve_backend(args.env, args.backend)
     sweep_points = parse_sweep(args.sweep, type(config))
     if backend == "gymnasium" and (args.num_seeds > 1 or len(sweep_points) > 1):
-        raise RLKitError("--num-seeds/--sweep: the host (Gymnasium) backend trains one run at a time")
+        raise RLKitError(
+            "--num-seeds/--sweep: the host (Gymnasium) backend trains one run at a time"
+        )
     obs_space, act_space = env_spaces(backend, env_id)
     agent = agent_cls(obs_space, act_space)
     configs = run_configs(config, sweep_points, args.num_seeds)

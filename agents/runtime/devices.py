@@ -106,7 +106,9 @@ def vmap_runs(fn: Callable, num_runs: int, in_axes: Any = 0) -> Callable:
         if len(axes) != len(args):
             raise RLKitError(f"vmap_runs: {len(args)} arguments but in_axes={in_axes!r}")
         sharded = jax.shard_map(
-            mapped, mesh=mesh, in_specs=tuple(spec(a) for a in axes),
+            mapped,
+            mesh=mesh,
+            in_specs=tuple(spec(a) for a in axes),
             out_specs=PartitionSpec("runs"),
             # The runs are independent; skip the varying-across-devices type checks, which would
             # otherwise reject agents' scans whose carries start from constants.

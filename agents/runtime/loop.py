@@ -63,7 +63,9 @@ def episode_metrics(info: dict) -> dict:
     done = info["returned_episode"]
     return {
         "episode_return_sum": jnp.sum(jnp.where(done, info["episode_return"], 0.0)),
-        "episode_length_sum": jnp.sum(jnp.where(done, info["episode_length"], 0)).astype(jnp.float32),
+        "episode_length_sum": jnp.sum(jnp.where(done, info["episode_length"], 0)).astype(
+            jnp.float32
+        ),
         "episode_count": jnp.sum(done).astype(jnp.float32),
     }
 
@@ -79,9 +81,7 @@ def collect_rollout(
         obs, env_state, reward, terminated, truncated, info = venv.step(
             k_env, carry.env_state, action, env_params
         )
-        tr = Transition(
-            carry.obs, action, reward, terminated, truncated, info["final_obs"], extras
-        )
+        tr = Transition(carry.obs, action, reward, terminated, truncated, info["final_obs"], extras)
         carry = carry._replace(env_state=env_state, obs=obs, key=key)
         return carry, (tr, episode_metrics(info))
 

@@ -117,8 +117,11 @@ class CompiledBackend(Backend):
         keys = jax.random.split(jax.random.PRNGKey(built.args.seed), R)
         t0 = time.perf_counter()
         compiled_init, compiled = compile_init_and_chunk(
-            init_all, (self.cfg_arg, keys), chunk_fn(self.updates_per_chunk),
-            lambda state: (self.cfg_arg, state), R,
+            init_all,
+            (self.cfg_arg, keys),
+            chunk_fn(self.updates_per_chunk),
+            lambda state: (self.cfg_arg, state),
+            R,
         )
         self.compile_s = time.perf_counter() - t0
         self._chunks = {self.updates_per_chunk: compiled}
@@ -138,8 +141,9 @@ class CompiledBackend(Backend):
     def restore(self, run_dir: str) -> dict:
         loaded, meta, _ = files.load_checkpoint(run_dir, self.state)
         # Place the restored arrays as the fresh state is placed (split over devices or not).
-        self.state = jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), loaded,
-                                  self.state)
+        self.state = jax.tree.map(
+            lambda new, old: jax.device_put(new, old.sharding), loaded, self.state
+        )
         return meta
 
     def policy_params(self) -> Any:

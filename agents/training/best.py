@@ -91,7 +91,8 @@ class BestTracker:
         else:
             self.best_params = jax.tree.map(
                 lambda new, old: np.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
-                params, self.best_params,
+                params,
+                self.best_params,
             )
         self.best_return = np.where(better, ret, self.best_return)
         self.best_step = np.where(better, env_steps, self.best_step)
@@ -106,8 +107,11 @@ class BestTracker:
         if not self.has_best:
             return
         files.save_policy_params(run_dir, self.best_params, files.BEST_POLICY_FILE)
-        files.write_best_meta(run_dir, {
-            "eval_return": [float(x) if np.isfinite(x) else None for x in self.best_return],
-            "env_steps": self.best_step.tolist(),
-            "episodes_per_evaluation": self.episodes,
-        })
+        files.write_best_meta(
+            run_dir,
+            {
+                "eval_return": [float(x) if np.isfinite(x) else None for x in self.best_return],
+                "env_steps": self.best_step.tolist(),
+                "episodes_per_evaluation": self.episodes,
+            },
+        )

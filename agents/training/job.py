@@ -86,8 +86,9 @@ def _prepare_out(args: RunArgs, built: BuiltRun) -> tuple[str, dict]:
     return out, payload
 
 
-def _check_divergence(metrics: dict, done_updates: int, n: int, steps_per_update: int,
-                      last_good: int) -> None:
+def _check_divergence(
+    metrics: dict, done_updates: int, n: int, steps_per_update: int, last_good: int
+) -> None:
     for k, v in metrics.items():
         a = np.asarray(v)
         if a.dtype.kind != "f" or np.all(np.isfinite(a)):
@@ -131,11 +132,16 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
         if args.resume:
             tracker.restore(out)
     compiled = f", compiled in {backend.compile_s:.2f} s" if backend.compile_s else ""
-    say(args.quiet, f"[{args.agent} on {args.env}, {built.backend} backend] {R} run(s){compiled} "
-        f"({per_chunk} updates x {steps_per_update} steps per chunk)")
+    say(
+        args.quiet,
+        f"[{args.agent} on {args.env}, {built.backend} backend] {R} run(s){compiled} "
+        f"({per_chunk} updates x {steps_per_update} steps per chunk)",
+    )
 
     bar = Progress(num_updates * steps_per_update, done_updates * steps_per_update, args.quiet)
-    next_ckpt = (done_updates * steps_per_update // args.checkpoint_every + 1) * args.checkpoint_every
+    next_ckpt = (
+        done_updates * steps_per_update // args.checkpoint_every + 1
+    ) * args.checkpoint_every
     last_good = done_updates * steps_per_update
     t_train = time.perf_counter()
     steps_this_session = 0
@@ -164,26 +170,39 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
                 row["loss_growth"] = growth  # logged: |loss| over its first logged value
                 if growth is not None and growth > LOSS_GROWTH_WARNING and not warned[r]:
                     warned[r] = True
-                    message = (f"warning: run {r}'s loss grew from {first_loss[r]:.3g} to "
-                               f"{loss:.3g} by env step {env_steps} (diverging?)")
+                    message = (
+                        f"warning: run {r}'s loss grew from {first_loss[r]:.3g} to "
+                        f"{loss:.3g} by env step {env_steps} (diverging?)"
+                    )
                     bar.write(message)
             if tracker is not None:
                 evals = [None] * R
-                if tracker.due(env_steps - n * steps_per_update, env_steps,
-                               done_updates >= num_updates):
+                if tracker.due(
+                    env_steps - n * steps_per_update, env_steps, done_updates >= num_updates
+                ):
                     evals = tracker.evaluate(backend.policy_params(), env_steps).tolist()
                 for row, value in zip(per_run, evals):
                     row["eval_return"] = value
-            rows = [{"env_steps": env_steps, "run": r, "wall_time": f"{time.perf_counter() - t_start:.3f}",
-                     "sps": f"{sps:.1f}", **row} for r, row in enumerate(per_run)]
+            rows = [
+                {
+                    "env_steps": env_steps,
+                    "run": r,
+                    "wall_time": f"{time.perf_counter() - t_start:.3f}",
+                    "sps": f"{sps:.1f}",
+                    **row,
+                }
+                for r, row in enumerate(per_run)
+            ]
             metrics_out.write(rows)
             tb.log(env_steps, sps, per_run)
             rets = [row["episode_return"] for row in per_run if row["episode_return"] is not None]
             if rets:
                 last_return = float(np.mean(rets))
-            bar.update(n * steps_per_update,
-                       ret=None if last_return is None else f"{last_return:.1f}",
-                       sps=f"{sps:,.0f}")
+            bar.update(
+                n * steps_per_update,
+                ret=None if last_return is None else f"{last_return:.1f}",
+                sps=f"{sps:,.0f}",
+            )
             if env_steps >= next_ckpt or done_updates >= num_updates:
                 params = backend.policy_params()
                 bad = np.flatnonzero(~finite_runs(params))
@@ -194,8 +213,10 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
                     )
                 if tracker is not None:
                     tracker.save(out)  # before the checkpoint: a resume never sees a stale best
-                backend.save(out, {"env_steps": env_steps, "update_step": done_updates,
-                                   "first_loss": first_loss})
+                backend.save(
+                    out,
+                    {"env_steps": env_steps, "update_step": done_updates, "first_loss": first_loss},
+                )
                 files.save_policy_params(out, params)
                 last_good = env_steps
                 next_ckpt = (env_steps // args.checkpoint_every + 1) * args.checkpoint_every
@@ -205,7 +226,10 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
     train_s = time.perf_counter() - t_train
     best = None
     if tracker is not None and tracker.has_best:
-        best = {"eval_return": tracker.best_return.tolist(), "env_steps": tracker.best_step.tolist()}
+        best = {
+            "eval_return": tracker.best_return.tolist(),
+            "env_steps": tracker.best_step.tolist(),
+        }
     return {
         "best_during_training": best,
         "agent": args.agent,
@@ -228,8 +252,9 @@ def _final_eval(built: BuiltRun, out: str) -> dict | None:
     which = resolve_policy_choice(out, args.final_policy)
     policy, _ = load_policy(out, which=which)
     t0 = time.perf_counter()
-    result = evaluate(policy, args.env, episodes=args.eval_episodes, backend="gymnasium",
-                      seed=args.seed + 10_000)
+    result = evaluate(
+        policy, args.env, episodes=args.eval_episodes, backend="gymnasium", seed=args.seed + 10_000
+    )
     summary = result.summary()
     summary["policy"] = which
     summary["eval_s"] = time.perf_counter() - t0

@@ -42,8 +42,13 @@ class Progress:
         self.bar = None
         if not quiet:
             self.bar = tqdm(
-                total=total, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True,
-                file=sys.stderr, desc="train",
+                total=total,
+                initial=initial,
+                unit="step",
+                unit_scale=True,
+                dynamic_ncols=True,
+                file=sys.stderr,
+                desc="train",
             )
 
     def update(self, n: int, **postfix) -> None:
@@ -98,8 +103,12 @@ def print_summary(summary: dict) -> None:
     )
     best = summary.get("best_during_training")
     if best:
-        print("best greedy evaluation during training, per run: " + ", ".join(
-            f"{r:.1f} at {s:,} steps" for r, s in zip(best["eval_return"], best["env_steps"])))
+        print(
+            "best greedy evaluation during training, per run: "
+            + ", ".join(
+                f"{r:.1f} at {s:,} steps" for r, s in zip(best["eval_return"], best["env_steps"])
+            )
+        )
     ev = summary.get("eval")
     if ev:
         print(format_eval(ev))
@@ -114,9 +123,7 @@ def format_eval(ev: dict) -> str:
         f"mean {ev['mean']:.2f} +- {ev['std']:.2f}"
     ]
     if thr is not None:
-        lines.append(
-            f"  episodes at or above {thr:g}: {ev['fraction_at_threshold'] * 100:.0f}%"
-        )
+        lines.append(f"  episodes at or above {thr:g}: {ev['fraction_at_threshold'] * 100:.0f}%")
     per_seed = ev.get("per_seed_mean")
     if per_seed and len(per_seed) > 1:
         lines.append("  per seed: " + ", ".join(f"{m:.1f}" for m in per_seed))
