@@ -37,6 +37,7 @@ import rlkit
 from agents.base import current_learning_rate, hyperparameter, make_optimizer, static_field
 from agents.networks import QNetwork, activation_fn, conv_spec
 from agents.off_policy import OffPolicyAgent, OffPolicyConfig, OffPolicyState
+from agents.presets import per_minatar_game
 from agents.registry import register_agent
 from rlkit.errors import RLKitError
 
@@ -221,6 +222,26 @@ class DQN(OffPolicyAgent):
             "exploration_final_eps": 0.05,
             "hidden": (256, 256),
         },
+        # MinAtar (every game, both action sets), after the MinAtar paper's DQN: its network,
+        # a 100k buffer, a hard target copy every 1000 env steps, epsilon 1 -> 0.1 over the first
+        # 100k steps; with Adam, 3-step Double-Q targets and one gradient step per 4 env steps.
+        **per_minatar_game(
+            {
+                "total_timesteps": 5_000_000,
+                "num_envs": 8,
+                "rollout_length": 16,
+                "gradient_steps": 32,
+                "batch_size": 64,
+                "buffer_size": 100_000,
+                "learning_starts": 5_000,
+                "learning_rate": 1e-4,
+                "adam_eps": 1.5e-4,
+                "tau": 1.0,
+                "target_update_interval": 250,
+                "exploration_fraction": 0.02,
+                "exploration_final_eps": 0.1,
+            }
+        ),
     }
 
     _LOSSES = ("huber", "l2")

@@ -47,6 +47,7 @@ from agents.actor_critic import (
     ActorCriticState,
 )
 from agents.base import Transition, hyperparameter, static_field
+from agents.presets import per_minatar_game
 from agents.registry import register_agent
 from rlkit.errors import RLKitError
 
@@ -123,6 +124,18 @@ class PPO(ActorCriticAgent):
             "normalize_obs": True,
             "normalize_reward": True,
         },
+        # MinAtar (every game, both action sets): the MinAtar paper's network, 64 envs x 128
+        # steps, 8 minibatches, 5M steps (the paper's budget).
+        **per_minatar_game(
+            {
+                "total_timesteps": 5_000_000,
+                "num_envs": 64,
+                "rollout_length": 128,
+                "num_minibatches": 8,
+                "learning_rate": 5e-4,
+                "activation": "relu",
+            }
+        ),
     }
 
     def grad_steps_per_update(self, config: PPOConfig) -> int:

@@ -16,11 +16,15 @@ of its running episode) is all it takes to put a new ``HostVecEnv`` exactly wher
 
 Env ids: rlkit's envs are registered with Gymnasium as ``rlkit/<id>`` (``gymnasium_id``; a ``/``
 inside an rlkit id becomes ``.``), ``rlkit_id`` inverts it, ``is_gymnasium_id`` asks Gymnasium's
-registry and ``reward_threshold`` reads either registry.
+registry and ``reward_threshold`` reads either registry. Ids of the ``MinAtar`` namespace
+(``MinAtar/Breakout-v1``) are the reference ``minatar`` package's own Gymnasium envs: they exist
+in Gymnasium's registry only after ``minatar.gym.register_envs()``, which ``register_reference``
+calls (when ``minatar`` is installed) the first time such an id is asked for.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import gymnasium
@@ -35,6 +39,7 @@ __all__ = [
     "episode_seed",
     "gymnasium_id",
     "is_gymnasium_id",
+    "register_reference",
     "reward_threshold",
     "rlkit_id",
     "spaces_from_gymnasium",
@@ -74,13 +79,47 @@ def rlkit_id(env_id: str) -> str | None:
     return None
 
 
-def is_gymnasium_id(env_id: str) -> bool:
-    """Whether Gymnasium's registry knows ``env_id`` (``gymnasium.make`` would find it)."""
+#: Gymnasium namespaces whose envs a third-party package registers, with the function doing it.
+REFERENCE_NAMESPACES = {"MinAtar": ("minatar.gym", "register_envs")}
+
+
+def register_reference(env_id: str) -> bool:
+    """Register the third-party Gymnasium envs that ``env_id``'s namespace names, if installed.
+
+    ``"MinAtar/<Game>-v1"`` is the ``minatar`` package's env, which its ``minatar.gym.register_envs()``
+    adds to Gymnasium's registry; this calls it once. Returns whether ``env_id`` is now known to
+    Gymnasium (False when the package is not installed).
+    """
+    if _in_registry(env_id):
+        return True
+    namespace = env_id.split("/", 1)[0] if "/" in env_id else None
+    if namespace not in REFERENCE_NAMESPACES or namespace in _REGISTERED:
+        return False
+    module_name, function = REFERENCE_NAMESPACES[namespace]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return False
+    getattr(module, function)()
+    _REGISTERED.add(namespace)
+    return _in_registry(env_id)
+
+
+_REGISTERED: set[str] = set()
+
+
+def _in_registry(env_id: str) -> bool:
     try:
         gymnasium.spec(env_id)
         return True
     except gymnasium.error.Error:
         return False
+
+
+def is_gymnasium_id(env_id: str) -> bool:
+    """Whether Gymnasium's registry knows ``env_id`` (``gymnasium.make`` would find it), after
+    registering the reference package's envs for its namespace (``register_reference``)."""
+    return register_reference(env_id)
 
 
 def reward_threshold(env_id: str | None) -> float | None:

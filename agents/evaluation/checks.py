@@ -17,9 +17,30 @@ __all__ = [
     "check_action_output",
     "check_spaces",
     "describe_space",
+    "eval_time_limit",
     "select_seeds",
     "split_episodes",
 ]
+
+
+#: The time limit evaluation applies to an env that has none (the reference MinAtar's Gymnasium
+#: envs and rlkit's MinAtar, where only the game ends an episode): 27,000 steps, the cap of Atari
+#: evaluations (108,000 frames at frame skip 4; Machado et al., 2018). An episode it cuts counts
+#: as truncated, as under Gymnasium's ``TimeLimit``.
+EVAL_TIME_LIMIT = 27_000
+
+#: Time limits at or above this mean "none" (rlkit's ``NO_TIME_LIMIT`` is ``2**31 - 1``).
+_UNLIMITED = 2**31 - 1
+
+
+def eval_time_limit(env_limit: int | None, max_episode_steps: int | None) -> int | None:
+    """The time limit of an evaluation: ``max_episode_steps`` if given, else the env's own, else
+    (no limit at all) ``EVAL_TIME_LIMIT``; None when the env's own limit applies unchanged."""
+    if max_episode_steps is not None:
+        return int(max_episode_steps)
+    if env_limit is None or int(env_limit) >= _UNLIMITED:
+        return EVAL_TIME_LIMIT
+    return None
 
 
 def split_episodes(episodes: int, num_envs: int) -> np.ndarray:

@@ -25,9 +25,11 @@ from agents.evaluation.checks import (
     bad_action_error,
     check_action_output,
     check_spaces,
+    eval_time_limit,
     split_episodes,
 )
 from agents.policy import Policy
+from envs.host import is_gymnasium_id
 from rlkit.errors import RLKitError
 
 __all__ = ["evaluate_gymnasium", "host_policy", "host_invalid", "make_gymnasium_vec"]
@@ -61,10 +63,8 @@ def host_invalid(actions: np.ndarray, space: Any) -> np.ndarray:
 
 def make_gymnasium_vec(env_id: str, num_envs: int, autoreset_mode: Any, max_episode_steps):
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
-    try:
-        gymnasium.spec(env_id)
-    except gymnasium.error.Error as e:
-        raise RLKitError(f"unknown Gymnasium env id {env_id!r} ({e})") from None
+    if not is_gymnasium_id(env_id):  # registers the reference MinAtar's ids on demand
+        raise RLKitError(f"unknown Gymnasium env id {env_id!r}")
     try:
         return gymnasium.make_vec(
             env_id,
@@ -96,16 +96,14 @@ def evaluate_gymnasium(
     n = min(int(num_envs) if num_envs is not None else 16, episodes)
     quotas = split_episodes(episodes, n)
     offsets = np.concatenate([[0], np.cumsum(quotas)[:-1]])
+    if not is_gymnasium_id(env_id):  # registers the reference MinAtar's ids on demand
+        raise RLKitError(f"unknown Gymnasium env id {env_id!r}")
+    max_episode_steps = eval_time_limit(gymnasium.spec(env_id).max_episode_steps, max_episode_steps)
     venv = make_gymnasium_vec(env_id, num_seeds * n, mode, max_episode_steps)
     try:
         time_limit = venv.spec.max_episode_steps if venv.spec is not None else None
         if max_episode_steps is not None:
             time_limit = int(max_episode_steps)
-        if time_limit is None:
-            raise RLKitError(
-                f"max_episode_steps: {env_id!r} has no time limit; pass max_episode_steps so "
-                "evaluation is sure to end"
-            )
         obs_space, act_space = venv.single_observation_space, venv.single_action_space
         check_spaces(policy, obs_space, act_space, env_id)
         check_action_output(policy, jax.tree.map(lambda x: x[0], params), policy.action_space, n)

@@ -17,7 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from agents.evaluation.checks import bad_action_error, check_action_output, check_spaces
+from agents.evaluation.checks import (
+    bad_action_error,
+    check_action_output,
+    check_spaces,
+    eval_time_limit,
+)
 from agents.policy import Policy
 from envs.host import rlkit_id
 from rlkit.errors import RLKitError
@@ -124,7 +129,8 @@ def evaluate_jax(
     rl_id = rlkit_id(env_id)
     if rl_id is None:
         envs.make(env_id)  # RLKitError naming the id and the registered ones
-    overrides = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
+    limit = eval_time_limit(envs.core.spec(rl_id).max_episode_steps, max_episode_steps)
+    overrides = {} if limit is None else {"max_episode_steps": limit}
     env, env_params = envs.make(rl_id, **overrides)
     act_space = env.action_space(env_params)
     check_spaces(policy, env.observation_space(env_params), act_space, env_id)

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 import envs  # noqa: F401  (registers rlkit/<id> with Gymnasium)
+from envs.host import register_reference
 from rlkit.errors import RLKitError
 
 try:  # optional: GIFs when moviepy is missing
@@ -48,6 +49,7 @@ def record_video(
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     single = policy.select(0) if policy.num_seeds is not None else policy
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    register_reference(env_id)
     try:
         env = gymnasium.make(env_id, render_mode="rgb_array", **kwargs)
     except gymnasium.error.Error as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
+import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,11 +27,12 @@ from agents.evaluation import (
     iqm,
     split_episodes,
 )
-from agents.evaluation.checks import select_seeds
+from agents.evaluation.checks import EVAL_TIME_LIMIT, eval_time_limit, select_seeds
 from agents.evaluation.gymnasium_backend import evaluate_gymnasium
 from agents.evaluation.jax_backend import jax_program
 from agents.policy import Policy
 from envs.core import Box, Discrete
+from envs.host import is_gymnasium_id
 from rlkit.errors import RLKitError
 
 GOOD = (0.0, 0.0, 1.0, 0.5)
@@ -394,3 +396,52 @@ def test_gymnasium_backend_on_lunar_lander():
     assert result.reward_threshold == 200.0
     # Doing nothing crashes the lander: a short episode with a large negative return.
     assert np.all(result.lengths < 1000) and np.all(result.returns < 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# MinAtar: evaluation on the reference package's own Gymnasium env, and the default time limit
+# --------------------------------------------------------------------------------------------------
+
+
+def _fixed_action_policy(env_id, action):
+    env, params = envs.make(env_id)
+
+    def apply(w, obs, key, deterministic=True):
+        del key, deterministic
+        return jnp.full(obs.shape[:1], action, jnp.int32) + w.astype(jnp.int32)
+
+    return Policy(
+        apply, jnp.zeros(()), None, env_id, env.observation_space(params), env.action_space(params)
+    )
+
+
+def test_minatar_policy_evaluates_on_the_reference_package_env():
+    pytest.importorskip("minatar")
+    assert is_gymnasium_id("MinAtar/Breakout-v1")  # registered on demand
+    assert gymnasium.spec("MinAtar/Breakout-v1").entry_point.startswith("minatar")
+    # Standing still in Breakout: the ball goes past the paddle; the same law on both envs.
+    policy = _fixed_action_policy("MinAtar/Breakout-v1", 0)
+    results = [
+        evaluate(policy, "MinAtar/Breakout-v1", episodes=40, backend=b, seed=3)
+        for b in ("jax", "gymnasium")
+    ]
+    for r in results:
+        assert np.all(r.lengths > 0) and np.all(r.lengths < 1000)
+        assert np.all(np.isfinite(r.returns))
+    # Returns take few values (0 or 1 brick): the means agree within sampling error.
+    means = [float(r.returns.mean()) for r in results]
+    assert abs(means[0] - means[1]) < 0.35, means
+
+
+def test_env_without_time_limit_is_capped_at_the_eval_time_limit():
+    assert eval_time_limit(None, None) == EVAL_TIME_LIMIT
+    assert eval_time_limit(2**31 - 1, None) == EVAL_TIME_LIMIT
+    assert eval_time_limit(500, None) is None  # the env's own limit applies
+    assert eval_time_limit(None, 7) == 7 and eval_time_limit(500, 7) == 7
+    # Freeway's game lasts 2501 steps whatever the policy: below the cap, so it is not cut.
+    policy = _fixed_action_policy("MinAtar/Freeway-v1", 0)
+    r = evaluate(policy, "MinAtar/Freeway-v1", episodes=2, backend="jax")
+    assert np.all(r.lengths == 2501)
+    # An explicit max_episode_steps cuts it.
+    r = evaluate(policy, "MinAtar/Freeway-v1", episodes=2, backend="jax", max_episode_steps=100)
+    assert np.all(r.lengths == 100)
