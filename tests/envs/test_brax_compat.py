@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import agents
 import envs
 from envs import brax_compat
 from rlkit.errors import RLKitError
@@ -76,3 +77,53 @@ def test_from_brax_inverted_pendulum_flags_and_parity():
         envs.from_brax(object())
     with pytest.raises(RLKitError, match="no env"):
         envs.from_brax("no_such_env")
+
+
+def test_from_brax_fast_env_truncates_at_the_time_limit_and_ppo_learns_on_it():
+    """Brax's own trivial test env ('fast': reward = position, a positive action accelerates;
+    it never terminates) compiles in seconds: the time limit gives truncated, never terminated,
+    the steps equal Brax's EpisodeWrapper's, and PPO learns to accelerate on it, compiled."""
+    env, params = envs.make("brax:fast")
+    params = params.replace(max_episode_steps=4)
+    theirs = brax_envs.create("fast", episode_length=4, auto_reset=False)
+
+    def rollout(key, action):
+        _, state = env.reset(key, params)
+        their_state = theirs.reset(key)
+
+        def body(carry, _):
+            state, their_state = carry
+            obs, state, reward, terminated, truncated, _ = env.step(None, state, action, params)
+            their_state = theirs.step(their_state, action)
+            return (state, their_state), (
+                (obs, reward, terminated, truncated),
+                (their_state.obs, their_state.reward, their_state.info["truncation"]),
+            )
+
+        return jax.lax.scan(body, (state, their_state), None, length=4)[1]
+
+    (obs, reward, terminated, truncated), (t_obs, t_reward, t_trunc) = jax.jit(rollout)(
+        jax.random.PRNGKey(0), jnp.ones((1,))
+    )
+    assert list(np.asarray(truncated)) == [False, False, False, True]
+    assert not np.asarray(terminated).any() and float(t_trunc[-1]) == 1.0
+    np.testing.assert_array_equal(obs, t_obs)
+    np.testing.assert_array_equal(reward, t_reward)
+
+    config = agents.PPO.default_config(
+        None,
+        total_timesteps=8192,
+        num_envs=8,
+        rollout_length=32,
+        learning_rate=3e-3,
+        ent_coef=0.0,
+    )
+    agent = agents.PPO(env.observation_space(params), env.action_space(params))
+    train = agents.make_train(agent, env, config, params.replace(max_episode_steps=32))
+    _, metrics = jax.jit(train)(config, jax.random.PRNGKey(0))
+    ret = np.asarray(metrics["episode_return_sum"])
+    cnt = np.asarray(metrics["episode_count"])
+    first = ret[:4].sum() / max(cnt[:4].sum(), 1)
+    last = ret[-4:].sum() / max(cnt[-4:].sum(), 1)
+    # Accelerating on every step earns the most; zero-mean noise earns about half of it.
+    assert last > 1.3 * first > 0, (first, last)
