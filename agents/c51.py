@@ -9,7 +9,7 @@ al., 2018, https://arxiv.org/abs/1712.00378).
 
 The network gives, per action, logits over ``num_atoms`` fixed atoms
 ``z_i = v_min + i (v_max - v_min) / (num_atoms - 1)``; ``Q(s, a) = sum_i p_i(s, a) z_i`` with
-``p(s, a) = softmax(logits(s, a))``. It is an ``agents.off_policy.OffPolicyAgent``; a learner
+``p(s, a) = softmax(logits(s, a))``. It is an ``agents.value_based.ValueBasedAgent``; a learner
 step is one Adam step on
 
     R = sum_{k<K} gamma^k r_k,   gamma_t = gamma^K (1 - terminated_{K-1}),   s' = next_obs_{K-1}
@@ -28,36 +28,28 @@ cross-entropy is the priority with prioritised replay. Actions are epsilon-greed
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import chex
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 import rlkit
-from agents.base import current_learning_rate, hyperparameter, make_optimizer, static_field
-from agents.dqn import epsilon
-from agents.networks import DistributionalQNetwork, activation_fn, conv_spec
-from agents.off_policy import (
-    OffPolicyAgent,
-    OffPolicyConfig,
-    OffPolicyState,
-    bootstrap_obs,
-    epsilon_greedy_actions,
-    n_step_window,
-)
+from agents.base import hyperparameter, static_field
+from agents.networks import DistributionalQNetwork, conv_spec
+from agents.off_policy import bootstrap_obs, n_step_window
 from agents.registry import register_agent
+from agents.value_based import ValueBasedAgent, ValueBasedConfig, ValueBasedLearner
 from rlkit.errors import RLKitError
 
 __all__ = ["C51", "C51Config", "C51Learner", "atoms", "c51_loss", "mean_q"]
 
 
 @struct.dataclass
-class C51Config(OffPolicyConfig):
-    """C51 hyperparameters (the replay fields are ``OffPolicyConfig``'s). Traced fields can be
-    vmapped over; static fields fix the program.
+class C51Config(ValueBasedConfig):
+    """C51 hyperparameters (exploration, network and replay fields are ``ValueBasedConfig``'s).
+    Traced fields can be vmapped over; static fields fix the program.
 
     The default support [0, 100] covers CartPole-v1 with gamma 0.99: its rewards are 1 per
     step, so returns lie in [0, 1 / (1 - 0.99)] = [0, 100]. Other envs need their own range.
@@ -69,28 +61,10 @@ class C51Config(OffPolicyConfig):
     """Smallest atom (the support's lower end)."""
     v_max: float = hyperparameter(100.0)
     """Largest atom (the support's upper end); must exceed v_min."""
-    exploration_fraction: float = static_field(0.16, low=0.0, high=1.0)
-    """Fraction of total_timesteps over which epsilon decays linearly."""
-    exploration_initial_eps: float = hyperparameter(1.0, low=0.0, high=1.0)
-    """Epsilon at the start of the decay."""
-    exploration_final_eps: float = hyperparameter(0.04, low=0.0, high=1.0)
-    """Epsilon after the decay."""
-    double_q: bool = static_field(True)
-    """Double-Q: the online network picks the bootstrap action, the target gives its return."""
-    dueling: bool = static_field(False)
-    """Dueling head: logits = V + A - mean_a(A), per atom."""
-    hidden: tuple[int, ...] = static_field((64, 64))
-    """Hidden layer widths of the network (vector observations)."""
-    activation: str = static_field("relu")
-    """Hidden activation: relu, tanh, elu, gelu or silu."""
 
 
-class C51Learner(NamedTuple):
-    """The learner state of C51 inside ``OffPolicyState.learner``."""
-
-    params: Any
-    target_params: Any
-    opt_state: Any
+#: The learner state of C51 inside ``OffPolicyState.learner`` (the value-based base's).
+C51Learner = ValueBasedLearner
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,21 +89,26 @@ def c51_loss(
     config: C51Config,
     batch: dict,
     weights: chex.Array,
+    target_apply_fn=None,
 ) -> tuple[chex.Array, tuple[chex.Array, chex.Array]]:
     """Weighted mean cross-entropy of a batch of windows (module docstring).
 
     Args:
       params: online network parameters.
       target_params: target network parameters.
-      apply_fn: ``apply_fn(params, obs [B, ...]) -> logits [B, A, num_atoms]``.
+      apply_fn: ``apply_fn(params, obs [B, ...]) -> logits [B, A, num_atoms]``, the online
+        network (on ``s`` and, with ``double_q``, on ``s'`` for the bootstrap action).
       config: the config (``gamma``, ``n_step``, ``double_q``, the support).
       batch: dict of ``[B, L, ...]`` arrays with keys obs, action, reward, terminated, truncated,
         next_obs (``L >= n_step``; only the first ``n_step`` steps are used).
       weights: ``[B]`` importance weights.
+      target_apply_fn: the target network's ``apply_fn`` (default ``apply_fn``); Rainbow passes
+        one with its own noise sample.
 
     Returns:
       ``(loss, (per-window cross-entropy [B], Q(s, a) [B]))``.
     """
+    target_apply_fn = apply_fn if target_apply_fn is None else target_apply_fn
     n = config.n_step
     support = atoms(config)
     obs, action = batch["obs"][:, 0], batch["action"][:, 0]
@@ -138,16 +117,16 @@ def c51_loss(
         batch["reward"][:, :n], batch["terminated"][:, :n], batch["truncated"][:, :n], config.gamma
     )
     next_obs = bootstrap_obs(batch["next_obs"][:, :n], last)
-    logits_t = jax.lax.stop_gradient(apply_fn(target_params, next_obs))
+    logits_t = jax.lax.stop_gradient(target_apply_fn(target_params, next_obs))
     if config.double_q:
         selector = mean_q(jax.lax.stop_gradient(apply_fn(params, next_obs)), support)
         per_item = jax.vmap(
             rlkit.categorical_double_q_learning, in_axes=(None, 0, 0, 0, 0, None, 0, 0)
         )(support, logits_tm1, action, reward, discount, support, logits_t, selector)
     else:
-        per_item = jax.vmap(
-            rlkit.categorical_q_learning, in_axes=(None, 0, 0, 0, 0, None, 0)
-        )(support, logits_tm1, action, reward, discount, support, logits_t)
+        per_item = jax.vmap(rlkit.categorical_q_learning, in_axes=(None, 0, 0, 0, 0, None, 0))(
+            support, logits_tm1, action, reward, discount, support, logits_t
+        )
     q_taken = rlkit.batched_index(mean_q(logits_tm1, support), action)
     return jnp.mean(weights * per_item), (per_item, q_taken)
 
@@ -157,7 +136,7 @@ def c51_loss(
 # --------------------------------------------------------------------------------------------------
 
 
-class C51(OffPolicyAgent):
+class C51(ValueBasedAgent):
     """Categorical distributional Q-learning for discrete actions (module docstring)."""
 
     name = "c51"
@@ -172,10 +151,6 @@ class C51(OffPolicyAgent):
         },
     }
 
-    @property
-    def num_actions(self) -> int:
-        return self.action_space.n
-
     def network(self, config: C51Config) -> DistributionalQNetwork:
         return DistributionalQNetwork(
             num_actions=self.num_actions,
@@ -186,15 +161,9 @@ class C51(OffPolicyAgent):
             conv=conv_spec(config, self.observation_space),
         )
 
-    def q_values(self, config: C51Config, params: Any, obs: chex.Array) -> chex.Array:
+    def q_values(self, config: C51Config, params: Any, obs: chex.Array, key=None) -> chex.Array:
         """``Q(obs, .) [N, A]``, the means of the predicted distributions."""
         return mean_q(self.network(config).apply(params, obs), atoms(config))
-
-    def optimizer(self, config: C51Config) -> optax.GradientTransformation:
-        """``agents.base.make_optimizer`` with Adam."""
-        return make_optimizer(
-            config, self.grad_steps_per_update(config), optax.scale_by_adam(eps=config.adam_eps)
-        )
 
     def check_config(self, config: C51Config) -> None:
         super().check_config(config)
@@ -202,58 +171,10 @@ class C51(OffPolicyAgent):
             raise RLKitError(
                 f"--v-min/--v-max: expected v_min < v_max, got {config.v_min} and {config.v_max}"
             )
-        activation_fn(config.activation)
-        conv_spec(config, self.observation_space)
 
-    # -- pure functions --------------------------------------------------------------------------
-
-    def learner_init(self, config: C51Config, key: chex.PRNGKey) -> C51Learner:
-        dummy_obs = jnp.zeros((1,) + tuple(self.observation_space.shape), jnp.float32)
-        params = self.network(config).init(key, dummy_obs)
-        return C51Learner(params, params, self.optimizer(config).init(params))
-
-    def act(self, config: C51Config, state: OffPolicyState, obs: chex.Array, key: chex.PRNGKey):
-        """Epsilon-greedy on ``Q``; epsilon follows ``state.env_steps`` (``agents.dqn.epsilon``)."""
-        q = self.q_values(config, state.learner.params, obs)
-        return epsilon_greedy_actions(q, epsilon(config, state.env_steps), key), {}
-
-    def learner_step(self, config: C51Config, learner: C51Learner, batch, weights, key):
-        """One Adam step on ``c51_loss``."""
-        apply_fn = self.network(config).apply
-        (loss, (per_item, q_taken)), grads = jax.value_and_grad(
-            lambda p: c51_loss(p, learner.target_params, apply_fn, config, batch, weights),
-            has_aux=True,
-        )(learner.params)
-        updates, opt_state = self.optimizer(config).update(grads, learner.opt_state, learner.params)
-        params = optax.apply_updates(learner.params, updates)
-        metrics = {
-            "loss": loss,
-            "q_mean": jnp.mean(q_taken),
-            "grad_norm": optax.tree.norm(grads),
-            "learning_rate": current_learning_rate(
-                config, self.grad_steps_per_update(config), learner.opt_state
-            ),
-        }
-        return C51Learner(params, learner.target_params, opt_state), per_item, metrics
-
-    def extra_metrics(self, config: C51Config, state: OffPolicyState) -> dict:
-        return {"epsilon": epsilon(config, state.env_steps)}
-
-    def policy_params(self, state: OffPolicyState) -> Any:
-        return state.learner.params
-
-    def policy(
-        self,
-        config: C51Config,
-        policy_params: Any,
-        obs: chex.Array,
-        key: chex.PRNGKey,
-        deterministic: bool = True,
-    ) -> chex.Array:
-        q = self.q_values(config, policy_params, obs)
-        if deterministic:
-            return jnp.argmax(q, axis=-1).astype(jnp.int32)
-        return epsilon_greedy_actions(q, config.exploration_final_eps, key)
+    def loss(self, config: C51Config, params, target_params, batch, weights, key):
+        """``c51_loss`` with this agent's network."""
+        return c51_loss(params, target_params, self.network(config).apply, config, batch, weights)
 
 
 register_agent(C51)

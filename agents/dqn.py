@@ -8,9 +8,10 @@ an optional dueling head (Wang et al., 2016, https://arxiv.org/abs/1511.06581), 
 https://arxiv.org/abs/1511.05952), and bootstrapping at time-limit truncations (Pardo et al., 2018,
 https://arxiv.org/abs/1712.00378).
 
-It is an ``agents.off_policy.OffPolicyAgent``: the base stores rollouts in the replay buffer and runs
-``gradient_steps`` masked learner steps with target updates and optional prioritised replay. A
-DQN learner step is one Adam step on
+It is an ``agents.value_based.ValueBasedAgent`` (on ``agents.off_policy.OffPolicyAgent``): the
+bases store rollouts in the replay buffer, run ``gradient_steps`` masked learner steps with target
+updates and optional prioritised replay, act epsilon-greedily and take the Adam steps. A DQN
+learner step is one Adam step on
 
     y = sum_{k<K} gamma^k r_k + gamma^K (1 - terminated_{K-1}) Q_target(s', argmax_a Q(s', a)),
     s' = next_obs_{K-1}
@@ -25,71 +26,43 @@ truncated one bootstraps on ``Q(s')``. With ``double_q=False`` the bootstrap is
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import chex
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 import rlkit
-from agents.base import current_learning_rate, hyperparameter, make_optimizer, static_field
-from agents.networks import QNetwork, activation_fn, conv_spec
-from agents.off_policy import OffPolicyAgent, OffPolicyConfig, OffPolicyState
+from agents.base import hyperparameter, static_field
+from agents.networks import QNetwork, conv_spec
 from agents.presets import per_minatar_game
 from agents.registry import register_agent
+from agents.value_based import ValueBasedAgent, ValueBasedConfig, ValueBasedLearner, epsilon
 from rlkit.errors import RLKitError
 
 __all__ = ["DQN", "DQNConfig", "DQNLearner", "dqn_loss", "td_errors", "epsilon"]
 
 
 @struct.dataclass
-class DQNConfig(OffPolicyConfig):
-    """DQN hyperparameters (the replay fields are ``OffPolicyConfig``'s). Traced fields can be
-    vmapped over; static fields fix the program."""
+class DQNConfig(ValueBasedConfig):
+    """DQN hyperparameters (exploration and network fields are ``ValueBasedConfig``'s, the replay
+    fields ``OffPolicyConfig``'s). Traced fields can be vmapped over; static fields fix the
+    program."""
 
-    exploration_fraction: float = static_field(0.16, low=0.0, high=1.0)
-    """Fraction of total_timesteps over which epsilon decays linearly."""
-    exploration_initial_eps: float = hyperparameter(1.0, low=0.0, high=1.0)
-    """Epsilon at the start of the decay."""
-    exploration_final_eps: float = hyperparameter(0.04, low=0.0, high=1.0)
-    """Epsilon after the decay."""
-    double_q: bool = static_field(True)
-    """Double-Q targets: the online network picks the bootstrap action, the target values it."""
-    dueling: bool = static_field(False)
-    """Dueling head: Q = V + A - mean(A)."""
     loss: str = static_field("huber")
     """TD loss: 'huber' or 'l2'."""
     huber_delta: float = hyperparameter(1.0, low=0.0, low_open=True)
     """Where the Huber loss turns from quadratic to linear."""
-    hidden: tuple[int, ...] = static_field((64, 64))
-    """Hidden layer widths of the Q-network (vector observations)."""
-    activation: str = static_field("relu")
-    """Hidden activation: relu, tanh, elu, gelu or silu."""
 
 
-class DQNLearner(NamedTuple):
-    """The learner state of DQN inside ``OffPolicyState.learner``."""
-
-    params: Any
-    target_params: Any
-    opt_state: Any
+#: The learner state of DQN inside ``OffPolicyState.learner`` (the value-based base's).
+DQNLearner = ValueBasedLearner
 
 
 # --------------------------------------------------------------------------------------------------
 # Building blocks (top-level so tests and other agents can reuse them)
 # --------------------------------------------------------------------------------------------------
-
-
-def epsilon(config: DQNConfig, env_steps: chex.Array) -> chex.Array:
-    """Exploration rate after ``env_steps``: 1 before ``learning_starts``, then linear decay."""
-    schedule = optax.linear_schedule(
-        config.exploration_initial_eps,
-        config.exploration_final_eps,
-        max(1, int(config.exploration_fraction * config.total_timesteps)),
-    )
-    return jnp.where(env_steps < config.learning_starts, 1.0, schedule(env_steps))
 
 
 def td_errors(
@@ -172,7 +145,7 @@ def dqn_loss(
 # --------------------------------------------------------------------------------------------------
 
 
-class DQN(OffPolicyAgent):
+class DQN(ValueBasedAgent):
     """Deep Q-network agent for discrete actions (see the module docstring for the update)."""
 
     name = "dqn"
@@ -246,10 +219,6 @@ class DQN(OffPolicyAgent):
 
     _LOSSES = ("huber", "l2")
 
-    @property
-    def num_actions(self) -> int:
-        return self.action_space.n
-
     def network(self, config: DQNConfig) -> QNetwork:
         return QNetwork(
             num_actions=self.num_actions,
@@ -259,75 +228,17 @@ class DQN(OffPolicyAgent):
             conv=conv_spec(config, self.observation_space),
         )
 
-    def optimizer(self, config: DQNConfig) -> optax.GradientTransformation:
-        """``agents.base.make_optimizer`` with Adam."""
-        return make_optimizer(
-            config, self.grad_steps_per_update(config), optax.scale_by_adam(eps=config.adam_eps)
-        )
-
     def check_config(self, config: DQNConfig) -> None:
         super().check_config(config)
         if config.loss not in self._LOSSES:
             raise RLKitError(f"--loss: expected one of {self._LOSSES}, got {config.loss!r}")
-        activation_fn(config.activation)
-        conv_spec(config, self.observation_space)
 
-    # -- pure functions --------------------------------------------------------------------------
+    def loss(self, config: DQNConfig, params, target_params, batch, weights, key):
+        """``dqn_loss`` with this agent's network."""
+        return dqn_loss(params, target_params, self.network(config).apply, config, batch, weights)
 
-    def learner_init(self, config: DQNConfig, key: chex.PRNGKey) -> DQNLearner:
-        dummy_obs = jnp.zeros((1,) + tuple(self.observation_space.shape), jnp.float32)
-        params = self.network(config).init(key, dummy_obs)
-        return DQNLearner(params, params, self.optimizer(config).init(params))
-
-    def act(self, config: DQNConfig, state: OffPolicyState, obs: chex.Array, key: chex.PRNGKey):
-        """Epsilon-greedy actions; epsilon follows ``state.env_steps``, which ``update`` advances,
-        so it is constant within a rollout (uniformly random before ``learning_starts``)."""
-        q = self.network(config).apply(state.learner.params, obs)
-        eps = epsilon(config, state.env_steps)
-        keys = jax.random.split(key, obs.shape[0])
-        action = jax.vmap(rlkit.epsilon_greedy_sample, in_axes=(0, 0, None))(keys, q, eps)
-        return action, {}
-
-    def learner_step(self, config: DQNConfig, learner: DQNLearner, batch, weights, key):
-        """One Adam step on ``dqn_loss``."""
-        (loss, (td, q_taken)), grads = jax.value_and_grad(dqn_loss, has_aux=True)(
-            learner.params, learner.target_params, self.network(config).apply, config, batch,
-            weights,
-        )
-        updates, opt_state = self.optimizer(config).update(grads, learner.opt_state, learner.params)
-        params = optax.apply_updates(learner.params, updates)
-        metrics = {
-            "loss": loss,
-            "q_mean": jnp.mean(q_taken),
-            "td_abs_mean": jnp.mean(jnp.abs(td)),
-            "grad_norm": optax.tree.norm(grads),
-            "learning_rate": current_learning_rate(
-                config, self.grad_steps_per_update(config), learner.opt_state
-            ),
-        }
-        return DQNLearner(params, learner.target_params, opt_state), td, metrics
-
-    def extra_metrics(self, config: DQNConfig, state: OffPolicyState) -> dict:
-        return {"epsilon": epsilon(config, state.env_steps)}
-
-    def policy_params(self, state: OffPolicyState) -> Any:
-        return state.learner.params
-
-    def policy(
-        self,
-        config: DQNConfig,
-        policy_params: Any,
-        obs: chex.Array,
-        key: chex.PRNGKey,
-        deterministic: bool = True,
-    ) -> chex.Array:
-        q = self.network(config).apply(policy_params, obs)
-        if deterministic:
-            return jnp.argmax(q, axis=-1).astype(jnp.int32)
-        keys = jax.random.split(key, obs.shape[0])
-        return jax.vmap(rlkit.epsilon_greedy_sample, in_axes=(0, 0, None))(
-            keys, q, config.exploration_final_eps
-        )
+    def loss_metrics(self, per_item: chex.Array, q_taken: chex.Array) -> dict:
+        return {"q_mean": jnp.mean(q_taken), "td_abs_mean": jnp.mean(jnp.abs(per_item))}
 
 
 register_agent(DQN)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+import rlkit
 from rlkit.errors import RLKitError
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "QNetwork",
     "DistributionalQNetwork",
     "ActorCritic",
+    "NoisyDense",
+    "ImplicitQuantileNetwork",
     "activation_fn",
     "orthogonal",
 ]
@@ -237,7 +240,9 @@ class DistributionalQNetwork(nn.Module):
     per action. The dueling head computes ``V + A - mean_a(A)`` per atom (Wang et al., 2016).
 
     The torso is the one ``QNetwork`` uses: an ``MLP`` of ``hidden`` for vector observations, or
-    the ``CNN`` of ``conv`` (then ``hidden`` is unused) for images.
+    the ``CNN`` of ``conv`` (then ``hidden`` is unused) for images. With ``noisy`` the head layers
+    (the advantage and value layers) are ``NoisyDense`` layers (Rainbow); ``noise_key`` then
+    draws their noise (one sample for the whole batch), and None uses their mean weights.
     """
 
     num_actions: int
@@ -246,19 +251,27 @@ class DistributionalQNetwork(nn.Module):
     activation: str = "relu"
     dueling: bool = False
     conv: ConvSpec | None = None
+    noisy: bool = False
+    sigma0: float = 0.5
 
     @nn.compact
-    def __call__(self, obs):
+    def __call__(self, obs, noise_key=None):
+        def head(x, features, index):
+            if not self.noisy:
+                return nn.Dense(features, kernel_init=orthogonal(1.0))(x)
+            key = None if noise_key is None else jax.random.fold_in(noise_key, index)
+            return NoisyDense(features, sigma0=self.sigma0)(x, key)
+
         if self.conv is None:
             x = MLP(self.hidden, self.activation)(obs.astype(jnp.float32))
         else:
             x = CNN(self.conv)(obs)
         shape = x.shape[:-1] + (self.num_actions, self.num_atoms)
-        out = nn.Dense(self.num_actions * self.num_atoms, kernel_init=orthogonal(1.0))(x)
+        out = head(x, self.num_actions * self.num_atoms, 0)
         out = out.reshape(shape)
         if not self.dueling:
             return out
-        value = nn.Dense(self.num_atoms, kernel_init=orthogonal(1.0))(x)[..., None, :]
+        value = head(x, self.num_atoms, 1)[..., None, :]
         return value + out - out.mean(axis=-2, keepdims=True)
 
 
@@ -294,3 +307,88 @@ class ActorCritic(nn.Module):
             "log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,)
         )
         return (out, jnp.broadcast_to(log_std, out.shape)), value
+
+
+class NoisyDense(nn.Module):
+    """A dense layer with factorised Gaussian noise on its weights (noisy nets).
+
+    "Noisy Networks for Exploration", Fortunato et al. (2018), https://arxiv.org/abs/1706.10295,
+    section 3.2. With ``p`` inputs, ``q`` outputs, ``f(e) = sgn(e) sqrt(|e|)`` and
+    ``eps_in ~ N(0, I_p)``, ``eps_out ~ N(0, I_q)`` drawn from ``noise_key``:
+
+        y = x (mu_w + sigma_w * f(eps_in) f(eps_out)^T) + mu_b + sigma_b * f(eps_out)
+
+    ``mu`` starts ``U(-1/sqrt(p), 1/sqrt(p))`` and ``sigma`` at ``sigma0 / sqrt(p)``. The noise
+    key is an explicit argument (no hidden state); None gives the mean layer ``x mu_w + mu_b``.
+    """
+
+    features: int
+    sigma0: float = 0.5
+
+    @nn.compact
+    def __call__(self, x, noise_key=None):
+        p = x.shape[-1]
+        bound = 1.0 / np.sqrt(p)
+        mu_init = nn.initializers.uniform(scale=2 * bound)
+
+        def centred(key, shape, dtype=jnp.float32):
+            return mu_init(key, shape, dtype) - bound
+
+        sigma_init = nn.initializers.constant(self.sigma0 / np.sqrt(p))
+        mu_w = self.param("kernel_mu", centred, (p, self.features))
+        sigma_w = self.param("kernel_sigma", sigma_init, (p, self.features))
+        mu_b = self.param("bias_mu", centred, (self.features,))
+        sigma_b = self.param("bias_sigma", sigma_init, (self.features,))
+        x = x.astype(jnp.float32)
+        lead = (1,) * (x.ndim - 1)  # explicit broadcasting over the batch axes
+        y = x @ mu_w + mu_b.reshape(lead + (-1,))
+        if noise_key is None:
+            return y
+        k_in, k_out = jax.random.split(noise_key)
+
+        def f(e):
+            return jnp.sign(e) * jnp.sqrt(jnp.abs(e))
+
+        eps_in = f(jax.random.normal(k_in, (p,)))
+        eps_out = f(jax.random.normal(k_out, (self.features,)))
+        # x (sigma_w * eps_in eps_out^T) = ((x * eps_in) sigma_w) * eps_out, without forming it.
+        noise = (x * eps_in.reshape(lead + (-1,))) @ sigma_w + sigma_b.reshape(lead + (-1,))
+        return y + noise * eps_out.reshape(lead + (-1,))
+
+
+class ImplicitQuantileNetwork(nn.Module):
+    """Quantile values ``[..., K, A]`` at sampled fractions ``tau [..., K]`` (IQN).
+
+    "Implicit Quantile Networks for Distributional Reinforcement Learning", Dabney et al. (2018),
+    https://arxiv.org/abs/1806.06923: ``Z_tau(x, a) = f(psi(x) * phi(tau))_a`` with the torso
+    ``psi`` (an ``MLP`` of ``hidden``, or the ``CNN`` of ``conv`` for images), the fraction
+    embedding ``phi(tau) = ReLU(Dense(quantile_cosine_embedding(tau, num_cosines)))`` of the
+    torso's width, an elementwise product, and ``f`` one dense layer of that width (with the
+    activation) and the output layer; the dueling head computes ``V + A - mean_a(A)`` per
+    fraction.
+    """
+
+    num_actions: int
+    hidden: Sequence[int] = (256, 256)
+    activation: str = "relu"
+    dueling: bool = False
+    conv: ConvSpec | None = None
+    num_cosines: int = 64
+
+    @nn.compact
+    def __call__(self, obs, tau):
+        if self.conv is None:
+            x = MLP(self.hidden, self.activation)(obs.astype(jnp.float32))
+        else:
+            x = CNN(self.conv)(obs)
+        width = x.shape[-1]
+        basis = rlkit.quantile_cosine_embedding(tau.astype(jnp.float32), self.num_cosines)
+        phi = nn.relu(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(basis))
+        h = x[..., None, :] * phi  # [..., K, width]
+        act = activation_fn(self.activation)
+        h = act(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(h))
+        out = nn.Dense(self.num_actions, kernel_init=orthogonal(1.0))(h)
+        if not self.dueling:
+            return out
+        value = nn.Dense(1, kernel_init=orthogonal(1.0))(h)
+        return value + out - out.mean(axis=-1, keepdims=True)

@@ -9,7 +9,7 @@ truncations (Pardo et al., 2018, https://arxiv.org/abs/1712.00378).
 
 The network gives, per action, ``num_quantiles`` values ``theta_j(s, a)`` at the quantile
 midpoints ``tau_j = (2 j + 1) / (2 num_quantiles)``; ``Q(s, a) = mean_j theta_j(s, a)``. It is an
-``agents.off_policy.OffPolicyAgent``; a learner step is one Adam step on
+``agents.value_based.ValueBasedAgent``; a learner step is one Adam step on
 
     R = sum_{k<K} gamma^k r_k,   gamma_t = gamma^K (1 - terminated_{K-1}),   s' = next_obs_{K-1}
     a* = argmax_a Q(s', a)              (argmax_a Q_target(s', a) with double_q=False)
@@ -32,62 +32,36 @@ rewards are divided by kappa, the loss computed with threshold 1 and multiplied 
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import chex
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 import rlkit
-from agents.base import current_learning_rate, hyperparameter, make_optimizer, static_field
-from agents.dqn import epsilon
-from agents.networks import DistributionalQNetwork, activation_fn, conv_spec
-from agents.off_policy import (
-    OffPolicyAgent,
-    OffPolicyConfig,
-    OffPolicyState,
-    bootstrap_obs,
-    epsilon_greedy_actions,
-    n_step_window,
-)
+from agents.base import hyperparameter, static_field
+from agents.networks import DistributionalQNetwork, conv_spec
+from agents.off_policy import bootstrap_obs, n_step_window
 from agents.registry import register_agent
+from agents.value_based import ValueBasedAgent, ValueBasedConfig, ValueBasedLearner
 
 __all__ = ["QRDQN", "QRDQNConfig", "QRDQNLearner", "qrdqn_loss", "quantile_levels"]
 
 
 @struct.dataclass
-class QRDQNConfig(OffPolicyConfig):
-    """QR-DQN hyperparameters (the replay fields are ``OffPolicyConfig``'s). Traced fields can be
-    vmapped over; static fields fix the program."""
+class QRDQNConfig(ValueBasedConfig):
+    """QR-DQN hyperparameters (exploration, network and replay fields are ``ValueBasedConfig``'s).
+    Traced fields can be vmapped over; static fields fix the program."""
 
     num_quantiles: int = static_field(51, low=1)
     """Quantiles of the return distribution per action."""
     huber_kappa: float = hyperparameter(1.0, low=0.0, low_open=True)
     """Huber threshold kappa of the quantile regression loss."""
-    exploration_fraction: float = static_field(0.16, low=0.0, high=1.0)
-    """Fraction of total_timesteps over which epsilon decays linearly."""
-    exploration_initial_eps: float = hyperparameter(1.0, low=0.0, high=1.0)
-    """Epsilon at the start of the decay."""
-    exploration_final_eps: float = hyperparameter(0.04, low=0.0, high=1.0)
-    """Epsilon after the decay."""
-    double_q: bool = static_field(True)
-    """Double-Q: the online network picks the bootstrap action, the target gives its quantiles."""
-    dueling: bool = static_field(False)
-    """Dueling head: theta = V + A - mean_a(A), per quantile."""
-    hidden: tuple[int, ...] = static_field((64, 64))
-    """Hidden layer widths of the network (vector observations)."""
-    activation: str = static_field("relu")
-    """Hidden activation: relu, tanh, elu, gelu or silu."""
 
 
-class QRDQNLearner(NamedTuple):
-    """The learner state of QR-DQN inside ``OffPolicyState.learner``."""
-
-    params: Any
-    target_params: Any
-    opt_state: Any
+#: The learner state of QR-DQN inside ``OffPolicyState.learner`` (the value-based base's).
+QRDQNLearner = ValueBasedLearner
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,9 +112,12 @@ def qrdqn_loss(
     tau = quantile_levels(config.num_quantiles)
     kappa = jnp.asarray(config.huber_kappa, dist_tm1.dtype)
     loss_fn = functools.partial(rlkit.quantile_q_learning, huber_param=1.0)
-    per_item = jax.vmap(loss_fn, in_axes=(0, None, 0, 0, 0, 0, 0))(
-        dist_tm1 / kappa, tau, action, reward / kappa, discount, selector, dist_t / kappa
-    ) * kappa**2
+    per_item = (
+        jax.vmap(loss_fn, in_axes=(0, None, 0, 0, 0, 0, 0))(
+            dist_tm1 / kappa, tau, action, reward / kappa, discount, selector, dist_t / kappa
+        )
+        * kappa**2
+    )
     q_taken = rlkit.batched_index(jnp.mean(dist_tm1, axis=1), action)
     return jnp.mean(weights * per_item), (per_item, q_taken)
 
@@ -150,7 +127,7 @@ def qrdqn_loss(
 # --------------------------------------------------------------------------------------------------
 
 
-class QRDQN(OffPolicyAgent):
+class QRDQN(ValueBasedAgent):
     """Quantile-regression distributional Q-learning for discrete actions (module docstring)."""
 
     name = "qrdqn"
@@ -166,10 +143,6 @@ class QRDQN(OffPolicyAgent):
         },
     }
 
-    @property
-    def num_actions(self) -> int:
-        return self.action_space.n
-
     def network(self, config: QRDQNConfig) -> DistributionalQNetwork:
         return DistributionalQNetwork(
             num_actions=self.num_actions,
@@ -180,70 +153,13 @@ class QRDQN(OffPolicyAgent):
             conv=conv_spec(config, self.observation_space),
         )
 
-    def q_values(self, config: QRDQNConfig, params: Any, obs: chex.Array) -> chex.Array:
+    def q_values(self, config: QRDQNConfig, params: Any, obs: chex.Array, key=None) -> chex.Array:
         """``Q(obs, .) [N, A]``, the means of the predicted quantiles."""
         return jnp.mean(self.network(config).apply(params, obs), axis=-1)
 
-    def optimizer(self, config: QRDQNConfig) -> optax.GradientTransformation:
-        """``agents.base.make_optimizer`` with Adam."""
-        return make_optimizer(
-            config, self.grad_steps_per_update(config), optax.scale_by_adam(eps=config.adam_eps)
-        )
-
-    def check_config(self, config: QRDQNConfig) -> None:
-        super().check_config(config)
-        activation_fn(config.activation)
-        conv_spec(config, self.observation_space)
-
-    # -- pure functions --------------------------------------------------------------------------
-
-    def learner_init(self, config: QRDQNConfig, key: chex.PRNGKey) -> QRDQNLearner:
-        dummy_obs = jnp.zeros((1,) + tuple(self.observation_space.shape), jnp.float32)
-        params = self.network(config).init(key, dummy_obs)
-        return QRDQNLearner(params, params, self.optimizer(config).init(params))
-
-    def act(self, config: QRDQNConfig, state: OffPolicyState, obs: chex.Array, key: chex.PRNGKey):
-        """Epsilon-greedy on ``Q``; epsilon follows ``state.env_steps`` (``agents.dqn.epsilon``)."""
-        q = self.q_values(config, state.learner.params, obs)
-        return epsilon_greedy_actions(q, epsilon(config, state.env_steps), key), {}
-
-    def learner_step(self, config: QRDQNConfig, learner: QRDQNLearner, batch, weights, key):
-        """One Adam step on ``qrdqn_loss``."""
-        apply_fn = self.network(config).apply
-        (loss, (per_item, q_taken)), grads = jax.value_and_grad(
-            lambda p: qrdqn_loss(p, learner.target_params, apply_fn, config, batch, weights),
-            has_aux=True,
-        )(learner.params)
-        updates, opt_state = self.optimizer(config).update(grads, learner.opt_state, learner.params)
-        params = optax.apply_updates(learner.params, updates)
-        metrics = {
-            "loss": loss,
-            "q_mean": jnp.mean(q_taken),
-            "grad_norm": optax.tree.norm(grads),
-            "learning_rate": current_learning_rate(
-                config, self.grad_steps_per_update(config), learner.opt_state
-            ),
-        }
-        return QRDQNLearner(params, learner.target_params, opt_state), per_item, metrics
-
-    def extra_metrics(self, config: QRDQNConfig, state: OffPolicyState) -> dict:
-        return {"epsilon": epsilon(config, state.env_steps)}
-
-    def policy_params(self, state: OffPolicyState) -> Any:
-        return state.learner.params
-
-    def policy(
-        self,
-        config: QRDQNConfig,
-        policy_params: Any,
-        obs: chex.Array,
-        key: chex.PRNGKey,
-        deterministic: bool = True,
-    ) -> chex.Array:
-        q = self.q_values(config, policy_params, obs)
-        if deterministic:
-            return jnp.argmax(q, axis=-1).astype(jnp.int32)
-        return epsilon_greedy_actions(q, config.exploration_final_eps, key)
+    def loss(self, config: QRDQNConfig, params, target_params, batch, weights, key):
+        """``qrdqn_loss`` with this agent's network."""
+        return qrdqn_loss(params, target_params, self.network(config).apply, config, batch, weights)
 
 
 register_agent(QRDQN)

@@ -41,6 +41,14 @@ def maybe_stop_gradient(x: Any, stop: Any) -> Any:
     )
 
 
+def as_vector(x: Any, like: Array) -> Array:
+    """Broadcasts a scalar or vector ``x`` to the shape and dtype of ``like`` (a per-step
+    parameter such as ``lambda_`` given as one number or one per step). Shared by the multistep
+    returns and the off-policy value losses (not part of rlax's API, so not exported from
+    ``rlkit``)."""
+    return jnp.broadcast_to(jnp.asarray(x, dtype=like.dtype), like.shape)
+
+
 def batched_index(values: Array, indices: Array, keepdims: bool = False) -> Array:
     """Picks one entry of the last axis of `values` for every position of the leading axes.
 

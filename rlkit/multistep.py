@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rlkit.base import batched_index, maybe_stop_gradient
+from rlkit.base import as_vector, batched_index, maybe_stop_gradient
 from rlkit.errors import ArgumentError, RLKitError, check_args, check_shape
 
 Array = chex.Array
@@ -57,11 +57,6 @@ def _check_flag_dtype(fn: str, name: str, value: Any) -> None:
     dtype = jnp.result_type(value)
     if not (jnp.issubdtype(dtype, jnp.bool_) or jnp.issubdtype(dtype, jnp.floating)):
         raise ArgumentError(f"{fn}: `{name}` must be bool or float (0/1), got dtype {dtype}.")
-
-
-def _as_vector(x: Numeric, like: Array) -> Array:
-    """Broadcasts a scalar or vector `x` to the shape and dtype of `like`."""
-    return jnp.broadcast_to(jnp.asarray(x, dtype=like.dtype), like.shape)
 
 
 def _scalar_or_steps(x: Numeric, dtype: Any) -> tuple[Array | None, Array | None]:
@@ -228,7 +223,7 @@ def n_step_bootstrapped_returns(
     if np.ndim(lambda_t) == 1:
         check_shape(fn, "lambda_t", lambda_t, np.shape(r_t), "one per step")
     r_t, discount_t, v_t = jnp.asarray(r_t), jnp.asarray(discount_t), jnp.asarray(v_t)
-    returns = _n_step_recursion(r_t, discount_t, v_t, _as_vector(lambda_t, discount_t), n)
+    returns = _n_step_recursion(r_t, discount_t, v_t, as_vector(lambda_t, discount_t), n)
     return maybe_stop_gradient(returns, stop_target_gradients)
 
 
@@ -381,7 +376,7 @@ def importance_corrected_td_errors(
     delta = r_t + discount_t * values[1:] - v_tm1
     # The ratio of the next step; the last one multiplies E[T] = 0, so its value is unused.
     rho_next = jnp.concatenate([rho_tm1[1:], jnp.ones((1,), rho_tm1.dtype)])
-    trace = discount_t * rho_next * _as_vector(lambda_, discount_t)
+    trace = discount_t * rho_next * as_vector(lambda_, discount_t)
 
     def step(acc_next, x):
         delta, c = x
@@ -532,7 +527,7 @@ def _rollout_terms(rewards, next_values, terminated, truncated, gamma):
     rewards = jnp.asarray(rewards)
     term = jnp.asarray(terminated).astype(bool)
     done = term | jnp.asarray(truncated).astype(bool)
-    gamma_t = _as_vector(gamma, rewards)
+    gamma_t = as_vector(gamma, rewards)
     # `where`, not a multiply, so a stray inf/nan in a terminated step's next value is dropped.
     bootstrap = jnp.where(term, jnp.zeros((), rewards.dtype), jnp.asarray(next_values))
     return rewards, gamma_t, bootstrap, done
@@ -628,7 +623,7 @@ def gae_from_rollout(
     if np.ndim(gamma) == 0 and np.ndim(lambda_) == 0:
         trace_steps, trace_const = None, jnp.asarray(gamma * lambda_, rewards.dtype)
     else:
-        trace_steps, trace_const = gamma_t * _as_vector(lambda_, rewards), None
+        trace_steps, trace_const = gamma_t * as_vector(lambda_, rewards), None
 
     def step(adv_next, x):
         delta, done, trace = x

@@ -15,11 +15,12 @@ A squared-error loss is `0.5 * td_error ** 2`; its gradient wrt the prediction i
 from __future__ import annotations
 
 import chex
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from rlkit import multistep
-from rlkit.base import batched_index, maybe_stop_gradient
+from rlkit.base import as_vector, batched_index, maybe_stop_gradient
 from rlkit.errors import check_args, check_shape
 
 Array = chex.Array
@@ -28,6 +29,7 @@ Numeric = chex.Numeric
 __all__ = [
     "double_q_learning",
     "expected_sarsa",
+    "munchausen_q_learning",
     "persistent_q_learning",
     "q_lambda",
     "q_learning",
@@ -40,11 +42,6 @@ __all__ = [
     "td_lambda",
     "td_learning",
 ]
-
-
-def _as_vector(x: Numeric, like: Array) -> Array:
-    """Broadcasts a scalar or vector `x` to the shape and dtype of `like`."""
-    return jnp.broadcast_to(jnp.asarray(x, dtype=like.dtype), like.shape)
 
 
 def _check_lambda(fn: str, lambda_: Numeric, seq_len: int) -> None:
@@ -599,7 +596,7 @@ def retrace(
     pi_t, mu_t = jnp.asarray(pi_t), jnp.asarray(mu_t)
     a_t = jnp.asarray(a_t)
     pi_a_t = batched_index(pi_t, a_t)
-    c_t = jnp.minimum(1.0, pi_a_t / (mu_t + eps)) * _as_vector(lambda_, mu_t)
+    c_t = jnp.minimum(1.0, pi_a_t / (mu_t + eps)) * as_vector(lambda_, mu_t)
     target = multistep.general_off_policy_returns_from_action_values(
         q_t, a_t, r_t, discount_t, c_t, pi_t
     )
@@ -662,6 +659,73 @@ def retrace_continuous(
     check_shape(fn, "log_rhos", log_rhos, (seq_len - 1,), "K - 1")
     _check_lambda(fn, lambda_, seq_len - 1)
     log_rhos = jnp.asarray(log_rhos)
-    c_t = jnp.minimum(1.0, jnp.exp(log_rhos)) * _as_vector(lambda_, log_rhos)
+    c_t = jnp.minimum(1.0, jnp.exp(log_rhos)) * as_vector(lambda_, log_rhos)
     target = multistep.general_off_policy_returns_from_q_and_v(q_t, v_t, r_t, discount_t, c_t)
     return maybe_stop_gradient(target, stop_target_gradients) - q_tm1
+
+
+def munchausen_q_learning(
+    q_tm1: Array,
+    a_tm1: Numeric,
+    r_t: Numeric,
+    discount_t: Numeric,
+    q_tm1_target: Array,
+    q_t_target: Array,
+    entropy_temperature: Numeric = 0.03,
+    munchausen_coefficient: Numeric = 0.9,
+    clip_value_min: Numeric = -1.0,
+    stop_target_gradients: bool = True,
+) -> Numeric:
+    """Munchausen Q-learning error: soft Q-learning with a scaled, clipped log-policy bonus.
+
+    See "Munchausen Reinforcement Learning" by Vieillard, Pietquin and Geist (2020),
+    https://arxiv.org/abs/2007.14430. With the target network's softmax policy
+    ``pi(.|s) = softmax(q_target(s, .) / tau)``, whose scaled log-probabilities are
+    ``tau log pi(a|s) = q_target(s, a) - tau logsumexp(q_target(s, .) / tau)``:
+
+        target = r_t + alpha clip(tau log pi(a_tm1|s_tm1), l0, 0)
+                 + discount_t sum_a pi(a|s_t) (q_t_target[a] - tau log pi(a|s_t))
+        td_error = target - q_tm1[a_tm1]
+
+    where ``tau = entropy_temperature``, ``alpha = munchausen_coefficient`` and
+    ``l0 = clip_value_min``; the defaults are the paper's (0.03, 0.9, -1). With ``alpha = 0`` it
+    is soft (entropy-regularised) Q-learning, and as ``tau -> 0`` with ``alpha = 0`` it tends to
+    Q-learning. rlax 0.1.9 has no Munchausen function; the signature follows its ``q_learning``.
+
+    Args:
+      q_tm1: action values at time t-1 (being learned), shape [A].
+      a_tm1: action taken at time t-1, int scalar.
+      r_t: reward at time t, scalar.
+      discount_t: discount at time t, scalar.
+      q_tm1_target: target-network action values at time t-1, shape [A] (the bonus's policy).
+      q_t_target: target-network action values at time t, shape [A].
+      entropy_temperature: tau > 0, the temperature of the softmax policy.
+      munchausen_coefficient: alpha, the scale of the log-policy bonus.
+      clip_value_min: l0 < 0, the lower clip of the scaled log-policy in the bonus.
+      stop_target_gradients: whether to stop gradients through the target (default True).
+
+    Returns:
+      The TD error, scalar.
+    """
+    check_args(
+        "munchausen_q_learning",
+        {
+            "q_tm1": q_tm1,
+            "a_tm1": a_tm1,
+            "r_t": r_t,
+            "discount_t": discount_t,
+            "q_tm1_target": q_tm1_target,
+            "q_t_target": q_t_target,
+        },
+        [1, 0, 0, 0, 1, 1],
+        [float, int, float, float, float, float],
+        same_shape=["q_tm1", "q_tm1_target", "q_t_target"],
+    )
+    tau = jnp.asarray(entropy_temperature, jnp.asarray(q_t_target).dtype)
+    scaled_log_pi_tm1 = q_tm1_target - tau * jax.nn.logsumexp(q_tm1_target / tau)
+    scaled_log_pi_t = q_t_target - tau * jax.nn.logsumexp(q_t_target / tau)
+    pi_t = jax.nn.softmax(q_t_target / tau)
+    bonus = munchausen_coefficient * jnp.clip(scaled_log_pi_tm1[a_tm1], clip_value_min, 0.0)
+    soft_value_t = jnp.sum(pi_t * (q_t_target - scaled_log_pi_t))
+    target = r_t + bonus + discount_t * soft_value_t
+    return maybe_stop_gradient(target, stop_target_gradients) - jnp.asarray(q_tm1)[a_tm1]

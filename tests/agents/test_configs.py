@@ -23,7 +23,7 @@ sys.path.insert(0, ROOT)
 from scripts import train as train_script  # noqa: E402
 
 
-@pytest.mark.parametrize("name", ["dqn", "ppo", "a2c", "c51", "qrdqn"])
+@pytest.mark.parametrize("name", ["dqn", "ppo", "a2c", "c51", "qrdqn", "iqn", "mdqn", "rainbow"])
 def test_presets_hold_only_what_differs_from_the_defaults(name):
     cls = agents.get_agent(name)
     defaults = {f.name: f.default for f in dataclasses.fields(cls.Config)}
@@ -44,8 +44,9 @@ def test_check_config_runs_once_on_the_concrete_config(monkeypatch):
         original(self, config)
 
     monkeypatch.setattr(DQN, "check_config", counting)
-    config = DQN.default_config("CartPole-v1", total_timesteps=512, learning_starts=256,
-                                buffer_size=1024, gradient_steps=2)
+    config = DQN.default_config(
+        "CartPole-v1", total_timesteps=512, learning_starts=256, buffer_size=1024, gradient_steps=2
+    )
     train = make_train("dqn", "CartPole-v1", config)
     jax.jit(train)(config, jax.random.key(0))
     assert calls == [float]  # once, with Python values: never on tracers inside init or update
@@ -69,8 +70,13 @@ def test_field_ranges_name_the_flag():
 def test_one_schedule_for_every_agent():
     """DQN and PPO anneal the same way: constant within an update, lower by lr/num_updates after."""
     for cls in (agents.DQN, agents.PPO, agents.A2C):
-        config = cls.Config(anneal_lr=True, learning_rate=1e-3, total_timesteps=10 * 512,
-                            num_envs=4, rollout_length=128)
+        config = cls.Config(
+            anneal_lr=True,
+            learning_rate=1e-3,
+            total_timesteps=10 * 512,
+            num_envs=4,
+            rollout_length=128,
+        )
         assert config.num_updates == 10
         steps = 3
         rates = learning_rate_schedule(config, steps)(jnp.arange(0, 33))
@@ -83,12 +89,29 @@ def test_sweep_point_policy_uses_its_own_config(tmp_path):
     """A swept field the policy reads (DQN's exploration_final_eps, used by the sampling policy):
     the eps=0 run acts greedily, the eps=1 run uniformly at random."""
     out = str(tmp_path / "sweep")
-    code = train_script.main([
-        "--agent", "dqn", "--total-timesteps", "1024", "--learning-starts", "512",
-        "--buffer-size", "1024", "--gradient-steps", "2", "--eval-episodes", "0",
-        "--eval-every", "0", "--quiet", "--out", out,
-        "--sweep", "exploration_final_eps=0,1",
-    ])
+    code = train_script.main(
+        [
+            "--agent",
+            "dqn",
+            "--total-timesteps",
+            "1024",
+            "--learning-starts",
+            "512",
+            "--buffer-size",
+            "1024",
+            "--gradient-steps",
+            "2",
+            "--eval-episodes",
+            "0",
+            "--eval-every",
+            "0",
+            "--quiet",
+            "--out",
+            out,
+            "--sweep",
+            "exploration_final_eps=0,1",
+        ]
+    )
     assert code == 0
     policy, _ = agents.load_policy(out)
     obs = np.random.default_rng(0).normal(size=(512, 4)).astype(np.float32)

@@ -4,13 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import struct
 
 from agents.base import Transition, stack_configs
 from agents.dqn import DQN, DQNConfig, dqn_loss, td_errors
 from agents.registry import get_agent
 from agents.runtime.loop import make_train
-from envs.core import Box, Discrete, Environment, EnvParams, EnvState
 from rlkit.errors import RLKitError
 
 GAMMA = 0.9
@@ -123,70 +121,6 @@ def test_gradient_flows_only_into_q_taken():
     expected[:, 1] += -1.7 * np.array([1.0, 0.0]) / 2
     expected[:, 0] += -0.3 * np.array([0.0, 1.0]) / 2
     np.testing.assert_allclose(g, expected, rtol=1e-5, atol=1e-7)
-
-
-# --------------------------------------------------------------------------------------------------
-# A probe env: reward 1 every step, never terminates, cut by a time limit of 5 steps.
-# --------------------------------------------------------------------------------------------------
-
-
-@struct.dataclass
-class _ProbeState(EnvState):
-    pass
-
-
-class _ConstantRewardProbe(Environment):
-    """Constant obs, one action, reward 1, only truncation: Q* = 1 / (1 - gamma) everywhere."""
-
-    id = "ProbeTimeLimit"
-
-    @property
-    def default_params(self):
-        return EnvParams(max_episode_steps=5)
-
-    def reset_env(self, key, params):
-        return jnp.ones((1,), jnp.float32), _ProbeState(time=jnp.asarray(0, jnp.int32))
-
-    def step_env(self, key, state, action, params):
-        return (
-            jnp.ones((1,), jnp.float32),
-            _ProbeState(time=state.time + 1),
-            jnp.asarray(1.0, jnp.float32),
-            jnp.asarray(False),
-            {},
-        )
-
-    def observation_space(self, params=None):
-        return Box(0.0, 1.0, (1,), jnp.float32)
-
-    def action_space(self, params=None):
-        return Discrete(1)
-
-
-@pytest.mark.parametrize("n_step", [1, 3])
-def test_probe_time_limit_learns_bootstrapped_value(n_step):
-    """Bootstrapping at truncation gives Q = 1 / (1 - 0.5) = 2; cuts taken as deaths give 5/3."""
-    env = _ConstantRewardProbe()
-    agent = DQN(env.observation_space(), env.action_space())
-    config = DQNConfig(
-        total_timesteps=3200,
-        num_envs=2,
-        rollout_length=16,
-        gamma=0.5,
-        learning_rate=3e-3,
-        learning_starts=64,
-        gradient_steps=8,
-        target_update_interval=8,
-        batch_size=32,
-        buffer_size=1000,
-        hidden=(16,),
-        n_step=n_step,
-        exploration_fraction=0.1,
-    )
-    rs, _ = jax.jit(make_train(agent, env, config))(config, jax.random.key(0))
-    q = agent.network(config).apply(rs.agent_state.learner.params, jnp.ones((1, 1)))
-    assert float(rs.agent_state.buffer.data["truncated"].sum()) > 0
-    np.testing.assert_allclose(q[0, 0], 2.0, atol=0.1)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,15 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import struct
 
 import agents
 import rlkit
 from agents.base import Transition
 from agents.qrdqn import QRDQN, QRDQNConfig, qrdqn_loss, quantile_levels
 from agents.registry import get_agent
-from agents.runtime.loop import make_train
-from envs.core import Box, Discrete, Environment, EnvParams, EnvState
+from envs.core import Box, Discrete
 from rlkit.errors import RLKitError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -103,56 +101,6 @@ def test_loss_matches_hand_computation(double_q, kappa):
     assert jitted._cache_size() == 1
     g = jax.grad(lambda w: qrdqn_loss(w, W_TARGET, _theta_fn, cfg, batch, weights)[0])(W_ONLINE)
     assert np.all(np.isfinite(g)) and np.any(g != 0)
-
-
-# --------------------------------------------------------------------------------------------------
-# A probe env: reward 1 every step, never terminates, cut by a time limit of 5 steps.
-# --------------------------------------------------------------------------------------------------
-
-
-@struct.dataclass
-class _ProbeState(EnvState):
-    pass
-
-
-class _TruncationOnlyProbe(Environment):
-    """Constant obs, one action, reward 1, only truncation: Q* = 1 / (1 - gamma) everywhere."""
-
-    id = "QRDQNProbeTimeLimit"
-
-    @property
-    def default_params(self):
-        return EnvParams(max_episode_steps=5)
-
-    def reset_env(self, key, params):
-        return jnp.ones((1,), jnp.float32), _ProbeState(time=jnp.asarray(0, jnp.int32))
-
-    def step_env(self, key, state, action, params):
-        return (jnp.ones((1,), jnp.float32), _ProbeState(time=state.time + 1),
-                jnp.asarray(1.0, jnp.float32), jnp.asarray(False), {})
-
-    def observation_space(self, params=None):
-        return Box(0.0, 1.0, (1,), jnp.float32)
-
-    def action_space(self, params=None):
-        return Discrete(1)
-
-
-def test_probe_time_limit_learns_bootstrapped_value(n_step=3):
-    """Bootstrapping at truncation gives mean Q = 1 / (1 - 0.5) = 2; cuts taken as deaths, 5/3
-    or less."""
-    env = _TruncationOnlyProbe()
-    agent = QRDQN(env.observation_space(), env.action_space())
-    config = QRDQNConfig(
-        total_timesteps=3200, num_envs=2, rollout_length=16, gamma=0.5, learning_rate=3e-3,
-        learning_starts=64, gradient_steps=8, target_update_interval=8, batch_size=32,
-        buffer_size=1000, hidden=(16,), n_step=n_step, exploration_fraction=0.1,
-        num_quantiles=11,
-    )
-    rs, _ = jax.jit(make_train(agent, env, config))(config, jax.random.key(0))
-    q = agent.q_values(config, rs.agent_state.learner.params, jnp.ones((1, 1)))
-    assert float(rs.agent_state.buffer.data["truncated"].sum()) > 0
-    np.testing.assert_allclose(q[0, 0], 2.0, atol=0.1)
 
 
 # --------------------------------------------------------------------------------------------------

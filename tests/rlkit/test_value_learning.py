@@ -105,6 +105,17 @@ CASES = {
         (2, 4),
         (0,),
     ),
+    # tau = 1, alpha = .5, l0 = -1, q_target = (ln 3, 0) at t-1 and t: log pi = (ln .75, ln .25).
+    # Bonus .5 * clip(ln .25, -1, 0) = -.5; soft value sum pi (q - log pi) = ln 4.
+    # 1 - .5 + .5 * ln 4 - q_tm1[1] = -0.806853
+    "munchausen_q_learning": (
+        rlkit.munchausen_q_learning,
+        (f32(1.0, 2.0), i32(1), s32(1.0), s32(0.5), f32(np.log(3.0), 0.0), f32(np.log(3.0), 0.0),
+         1.0, 0.5, -1.0),
+        0.5 + 0.5 * np.log(4.0) - 2.0,
+        (2, 4, 5),
+        (0,),
+    ),
     # 1 + .5 * 4 - q_tm1[0]
     "qv_learning": (
         rlkit.qv_learning,
@@ -344,6 +355,34 @@ def test_trajectory_errors_match_rlax():
         0.9,
         in_axes=(0,) * 8 + (None,),
     )
+
+
+def test_munchausen_q_learning_against_the_equation_and_its_limits():
+    """The paper's target with tau = .5 (bonus unclipped, then clipped); alpha = 0 and a small
+    tau give Q-learning."""
+    q_tm1, r, d = f32(1.0, 2.0, 0.5), 1.0, 0.9
+    q_tm1_target, q_t_target = f32(0.2, 0.0, -0.3), f32(1.0, 3.0, 2.0)
+    tau, alpha = 0.5, 0.9
+
+    def scaled_log_pi(q):
+        q = np.asarray(q, np.float64)
+        return q - tau * np.log(np.sum(np.exp(q / tau)))
+
+    for a, l0 in [(1, -1.0), (2, -0.1)]:
+        pi_t = np.exp(scaled_log_pi(q_t_target) / tau)
+        soft_v = np.sum(pi_t * (np.asarray(q_t_target) - scaled_log_pi(q_t_target)))
+        bonus = alpha * np.clip(scaled_log_pi(q_tm1_target)[a], l0, 0.0)
+        expected = r + bonus + d * soft_v - float(q_tm1[a])
+        for fn in (rlkit.munchausen_q_learning, jax.jit(rlkit.munchausen_q_learning)):
+            td = fn(q_tm1, i32(a), s32(r), s32(d), q_tm1_target, q_t_target, tau, alpha, l0)
+            assert_close(td, expected)
+    assert np.clip(scaled_log_pi(q_tm1_target)[2], -0.1, 0.0) == -0.1  # the clip was active
+    td = rlkit.munchausen_q_learning(
+        q_tm1, i32(0), s32(r), s32(d), q_tm1_target, q_t_target, 1e-3, 0.0, -1.0
+    )
+    assert_close(td, rlkit.q_learning(q_tm1, i32(0), s32(r), s32(d), q_t_target))
+    with pytest.raises(RLKitError, match="q_t_target"):
+        rlkit.munchausen_q_learning(q_tm1, i32(0), s32(r), s32(d), q_tm1_target, f32(1.0, 2.0))
 
 
 def test_second_call_does_not_recompile():
