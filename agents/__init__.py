@@ -8,12 +8,13 @@
 
 Layers (imports go down only; ``tests/test_layers.py`` enforces it): the contract
 (``base``, ``registry``, ``networks``), the algorithms (``off_policy``, ``value_based``,
-``actor_critic``, ``dqn``, ``ppo``, ``a2c``, ``c51``, ``qrdqn``, ``iqn``, ``mdqn``, ``rainbow``),
+``actor_critic``, ``dqn``, ``ppo``, ``a2c``, ``c51``, ``qrdqn``, ``iqn``, ``mdqn``, ``rainbow``,
+``pqn``),
 ``runtime`` (loops, devices, compilation), ``runs`` (the run directory), ``policy``,
 ``evaluation`` and ``training`` (the job behind ``scripts/train.py``).
 """
 
-from agents import a2c, c51, dqn, iqn, mdqn, ppo, qrdqn, rainbow  # noqa: F401  (register them)
+from agents import a2c, c51, dqn, iqn, mdqn, pqn, ppo, qrdqn, rainbow  # noqa: F401  (register them)
 from agents.a2c import A2C, A2CConfig  # noqa: F401
 from agents.base import (  # noqa: F401
     Agent,

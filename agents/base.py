@@ -45,6 +45,7 @@ __all__ = [
     "learning_rate_schedule",
     "make_optimizer",
     "current_learning_rate",
+    "minibatch_epochs",
 ]
 
 
@@ -322,6 +323,51 @@ def make_optimizer(
 def current_learning_rate(config: Any, grad_steps_per_update: int, opt_state: Any) -> chex.Array:
     """The step size the next optimiser step of a ``make_optimizer`` state will use."""
     return learning_rate_schedule(config, grad_steps_per_update)(opt_state[-1].count)
+
+
+def minibatch_epochs(
+    step: Any,
+    carry: Any,
+    batch: Any,
+    key: chex.PRNGKey,
+    num_epochs: int,
+    num_minibatches: int,
+) -> tuple[Any, Any]:
+    """``num_epochs`` shuffled passes over a flat batch, ``num_minibatches`` steps per pass.
+
+    Each pass permutes the ``B`` samples (every leaf of ``batch`` has leading axis ``B``), splits
+    them into ``num_minibatches`` equal minibatches and runs ``step(carry, minibatch) -> (carry,
+    metrics)`` on each, as a ``lax.scan`` over passes and minibatches (PPO's and PQN's update).
+
+    Args:
+      step: one gradient step on a minibatch, ``(carry, minibatch) -> (carry, metrics)``.
+      carry: what the steps thread through (parameters, optimiser state).
+      batch: a pytree of ``[B, ...]`` arrays; ``B`` must be divisible by ``num_minibatches``.
+      key: the key of the shuffles (one split per pass).
+      num_epochs: passes over the batch (static).
+      num_minibatches: minibatches per pass (static).
+
+    Returns:
+      ``(carry, metrics)`` with every metric stacked ``[num_epochs, num_minibatches]``.
+    """
+    size = jax.tree.leaves(batch)[0].shape[0]
+    m = num_minibatches
+    if size % m:
+        raise RLKitError(
+            f"--num-minibatches: the {size} samples of a rollout must be divisible by it, got {m}"
+        )
+    # Every epoch's shuffle at once (one batched sort rather than one per epoch).
+    perms = jax.vmap(jax.random.permutation, in_axes=(0, None))(
+        jax.random.split(key, num_epochs), size
+    )
+
+    def epoch(carry, perm):
+        minibatches = jax.tree.map(
+            lambda x: jnp.take(x, perm, axis=0).reshape((m, size // m) + x.shape[1:]), batch
+        )
+        return jax.lax.scan(step, carry, minibatches)
+
+    return jax.lax.scan(epoch, carry, perms)
 
 
 # --------------------------------------------------------------------------------------------------

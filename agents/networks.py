@@ -105,16 +105,24 @@ def orthogonal(scale: float = 1.0) -> Callable:
 
 
 class MLP(nn.Module):
-    """Dense layers with an activation after each, orthogonal init (gain sqrt(2))."""
+    """Dense layers with an activation after each, orthogonal init (gain sqrt(2)).
+
+    With ``layer_norm`` each dense layer's output is layer-normalised (Ba et al., 2016) before the
+    activation, as PQN does (Gallici et al., 2024).
+    """
 
     hidden: Sequence[int]
     activation: str = "relu"
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, x):
         act = activation_fn(self.activation)
         for width in self.hidden:
-            x = act(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x))
+            x = nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
+            x = act(x)
         return x
 
 
@@ -131,6 +139,8 @@ class ConvSpec:
       strides: strides (nature).
       dense: width of the dense ReLU layer after the flattened convolutions.
       scale: factor applied to the observations first (``1/255`` for ``uint8`` images).
+      layer_norm: layer-normalise every convolution's and the dense layer's output before its
+        ReLU (PQN's torso; ``dataclasses.replace(spec, layer_norm=True)``).
     """
 
     kind: str = "nature"
@@ -139,6 +149,7 @@ class ConvSpec:
     strides: tuple[int, ...] = (4, 2, 1)
     dense: int = 512
     scale: float = 1.0
+    layer_norm: bool = False
 
 
 def conv_spec(config: Any, observation_space: Any) -> ConvSpec | None:
@@ -192,9 +203,14 @@ class CNN(nn.Module):
         batch_shape = obs.shape[:-3]
         x = obs.reshape((-1,) + obs.shape[-3:]).astype(jnp.float32) * spec.scale
         gain = orthogonal(np.sqrt(2))
+
+        def norm(y):
+            return nn.LayerNorm()(y) if spec.layer_norm else y
+
         if spec.kind == "nature":
             for c, k, st in zip(spec.channels, spec.kernels, spec.strides):
-                x = nn.relu(nn.Conv(c, (k, k), (st, st), padding="VALID", kernel_init=gain)(x))
+                y = nn.Conv(c, (k, k), (st, st), padding="VALID", kernel_init=gain)(x)
+                x = nn.relu(norm(y))
         else:
             for c in spec.channels:
                 x = nn.Conv(c, (3, 3), padding="SAME", kernel_init=gain)(x)
@@ -205,7 +221,7 @@ class CNN(nn.Module):
                     x = x + y
             x = nn.relu(x)
         x = x.reshape((x.shape[0], -1))
-        x = nn.relu(nn.Dense(spec.dense, kernel_init=gain)(x))
+        x = nn.relu(norm(nn.Dense(spec.dense, kernel_init=gain)(x)))
         return x.reshape(batch_shape + (spec.dense,))
 
 
@@ -213,7 +229,8 @@ class QNetwork(nn.Module):
     """Action values ``[..., A]``; the dueling head computes ``V + A - mean(A)`` (Wang et al., 2016).
 
     The torso is an ``MLP`` of ``hidden`` for vector observations, or the ``CNN`` of ``conv``
-    (then ``hidden`` is unused) for images.
+    (then ``hidden`` is unused) for images. ``layer_norm`` layer-normalises the torso's hidden
+    layers before their activations (the MLP's, or the CNN's with ``ConvSpec.layer_norm``).
     """
 
     num_actions: int
@@ -221,13 +238,15 @@ class QNetwork(nn.Module):
     activation: str = "relu"
     dueling: bool = False
     conv: ConvSpec | None = None
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs):
         if self.conv is None:
-            x = MLP(self.hidden, self.activation)(obs.astype(jnp.float32))
+            x = MLP(self.hidden, self.activation, self.layer_norm)(obs.astype(jnp.float32))
         else:
-            x = CNN(self.conv)(obs)
+            conv = dataclasses.replace(self.conv, layer_norm=True) if self.layer_norm else self.conv
+            x = CNN(conv)(obs)
         if not self.dueling:
             return nn.Dense(self.num_actions, kernel_init=orthogonal(1.0))(x)
         value = nn.Dense(1, kernel_init=orthogonal(1.0))(x)

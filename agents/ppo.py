@@ -46,7 +46,7 @@ from agents.actor_critic import (
     ActorCriticConfig,
     ActorCriticState,
 )
-from agents.base import Transition, hyperparameter, static_field
+from agents.base import Transition, hyperparameter, minibatch_epochs, static_field
 from agents.presets import per_minatar_game
 from agents.registry import register_agent
 from rlkit.errors import RLKitError
@@ -183,29 +183,20 @@ class PPO(ActorCriticAgent):
     ) -> tuple[ActorCriticState, dict]:
         """GAE on the rollout, then ``num_epochs`` x ``num_minibatches`` clipped-surrogate steps."""
         batch, state, batch_metrics = self.prepare_batch(config, state, rollout)
-        size = batch.advantage.shape[0]
-        m = config.num_minibatches
-        if size % m:
-            raise RLKitError(
-                f"ppo: the rollout's {size} samples must be divisible by num_minibatches ({m})"
-            )
-        # Every epoch's shuffle at once (one batched sort rather than one per epoch).
-        perms = jax.vmap(jax.random.permutation, in_axes=(0, None))(
-            jax.random.split(key, config.num_epochs), size
-        )
 
         def minibatch_step(carry, minibatch):
             params, opt_state = carry
             params, opt_state, metrics = self.gradient_step(config, params, opt_state, minibatch)
             return (params, opt_state), metrics
 
-        def epoch(carry, perm):
-            minibatches = jax.tree.map(
-                lambda x: jnp.take(x, perm, axis=0).reshape((m, size // m) + x.shape[1:]), batch
-            )
-            return jax.lax.scan(minibatch_step, carry, minibatches)
-
-        (params, opt_state), metrics = jax.lax.scan(epoch, (state.params, state.opt_state), perms)
+        (params, opt_state), metrics = minibatch_epochs(
+            minibatch_step,
+            (state.params, state.opt_state),
+            batch,
+            key,
+            config.num_epochs,
+            config.num_minibatches,
+        )
         metrics = jax.tree.map(jnp.mean, metrics)
         metrics.update(batch_metrics)
         metrics["learning_rate"] = self.learning_rate(config, state.opt_state)

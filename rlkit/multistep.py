@@ -13,7 +13,7 @@ while the TD errors of `rlkit.value_learning` (which are built from these return
 use a return from this module as a regression target, pass `stop_target_gradients=True` or wrap
 it in `jax.lax.stop_gradient` yourself.
 
-Beyond rlax, `gae_from_rollout` and `n_step_returns_from_rollout` take a Gymnasium-style
+Beyond rlax, `gae_from_rollout`, `n_step_returns_from_rollout` and `q_lambda_from_rollout` take a Gymnasium-style
 rollout (separate `terminated` and `truncated` flags plus the value of the true final observation)
 and get the two things that are easy to get wrong right: a time-limit truncation bootstraps,
 a termination does not, and no trace crosses an episode boundary.
@@ -43,6 +43,7 @@ __all__ = [
     "lambda_returns",
     "n_step_bootstrapped_returns",
     "n_step_returns_from_rollout",
+    "q_lambda_from_rollout",
     "truncated_generalized_advantage_estimation",
 ]
 
@@ -701,4 +702,82 @@ def n_step_returns_from_rollout(
         returns = rewards[window] + gamma_t[window] * jnp.where(
             done[window], bootstrap[window], returns
         )
+    return maybe_stop_gradient(returns, stop_target_gradients)
+
+
+def q_lambda_from_rollout(
+    rewards: Array,
+    next_q: Array,
+    terminated: Array,
+    truncated: Array,
+    gamma: Numeric,
+    lambda_: Numeric,
+    *,
+    stop_target_gradients: bool = False,
+) -> Array:
+    """Peng's Q(lambda) returns of one environment's time-major rollout, stopped at episode ends.
+
+    The lambda-return of the greedy values `v[t] = max_a next_q[t, a]` of each step's true next
+    observation, as PQN regresses `Q(obs[t], action[t])` on it:
+
+        G[t] = rewards[t] + gamma * (1 - terminated[t]) * B[t],
+        B[t] = v[t]                                     if done[t] or t = T - 1,
+        B[t] = (1 - lambda) * v[t] + lambda * G[t + 1]  otherwise,
+        done[t] = terminated[t] or truncated[t].
+
+    A terminated step does not bootstrap, a truncated one bootstraps on the greedy value of the
+    episode's final observation, and no return crosses an episode boundary. The last step of the
+    rollout bootstraps on `v[T - 1]` unless it terminated. With `lambda_ = 0` this is the
+    one-step Q-learning target; with `lambda_ = 1`, the discounted return to the episode's or
+    the rollout's end. Where no episode ends inside the rollout it equals
+    `rlkit.lambda_returns(rewards, gamma * (1 - terminated), v, lambda_)`.
+
+    The arguments map onto a Gymnasium or rlkit autoreset rollout exactly as described in
+    `gae_from_rollout`: `next_q[t] = Q(info["final_obs"])` on a step that ended an episode, else
+    `Q(next_obs[t])` (which, for a step that did not end, is the Q of `obs[t + 1]`). Only a
+    truncated step's `next_q` is used at a boundary; a terminated step's entry is ignored.
+
+    See "Incremental Multi-Step Q-Learning", Peng and Williams (1996), "Simplifying Deep
+    Temporal Difference Learning", Gallici et al. (https://arxiv.org/abs/2407.04811), and "Time
+    Limits in Reinforcement Learning", Pardo et al. (https://arxiv.org/abs/1712.00378).
+
+    Args:
+      rewards: reward of each step, float, shape [T].
+      next_q: action values of the true next observation of each step, float, shape [T, A].
+      terminated: whether step t ended the episode in a terminal state, bool or float 0/1, [T].
+      truncated: whether step t was cut by a time limit or other outside cause, bool or float
+        0/1, [T]. A step that is both counts as terminated.
+      gamma: discount factor, a float scalar or [T] vector.
+      lambda_: mixing parameter in [0, 1], a float scalar or [T] vector.
+      stop_target_gradients: keyword only; whether to stop gradients through the returns
+        (default False, as for every return in this module).
+
+    Returns:
+      The Q(lambda) returns from each step, shape [T].
+    """
+    fn = "q_lambda_from_rollout"
+    check_args(fn, {"rewards": rewards, "next_q": next_q}, [1, 2], float)
+    seq_len, num_actions = np.shape(rewards)[0], np.shape(next_q)[1]
+    check_shape(fn, "next_q", next_q, (seq_len, num_actions), "[T, A], one row per step")
+    next_values = jnp.max(jnp.asarray(next_q), axis=-1)
+    _check_rollout_args(
+        fn, rewards, next_values, terminated, truncated, gamma, {"lambda_": lambda_}
+    )
+    rewards, gamma_t, bootstrap, done = _rollout_terms(
+        rewards, next_values, terminated, truncated, gamma
+    )
+    lam_steps, lam_const = _scalar_or_steps(lambda_, rewards.dtype)
+    # The last step bootstraps fully: treat it as an episode end for the recursion.
+    cut = done.at[-1].set(True)
+
+    def step(g_next, x):
+        r, g, v, c, lam = x
+        lam = lam_const if lam is None else lam
+        # `where` so that nothing, not even a nan, crosses an episode boundary.
+        mixed = jnp.where(c, v, (1.0 - lam) * v + lam * g_next)
+        return r + g * mixed
+
+    returns = _reverse_scan(
+        step, jnp.zeros((), rewards.dtype), (rewards, gamma_t, bootstrap, cut, lam_steps)
+    )
     return maybe_stop_gradient(returns, stop_target_gradients)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
 import jax.numpy as jnp
 
-__all__ = ["FiveTupleStep"]
+from agents.runtime.devices import vmap_runs
+
+__all__ = ["FiveTupleStep", "Program", "chunk_updates", "seeded", "time_program"]
 
 
 class FiveTupleStep:
@@ -29,3 +36,66 @@ class FiveTupleStep:
             return out
         obs, state, reward, terminated, truncated, info = out
         return obs, state, reward, jnp.logical_or(terminated, truncated), info
+
+
+class Program(NamedTuple):
+    """A training run cut into equal jitted chunks, as ``agents.training`` runs it."""
+
+    init: Callable  # key (or keys [S]) -> training state
+    chunk: Callable  # state -> (state, metrics or None): ``updates_per_chunk`` updates
+    num_chunks: int
+    steps_per_chunk: int  # env steps per seed
+    # key(s) -> (compiled init, compiled chunk), as the library compiles them: rlkit as its
+    # trainer does (``agents.runtime.compile.compile_init_and_chunk``: the init without LLVM
+    # optimisation, since it runs once, compiled in a second thread while the chunk compiles),
+    # a peer with ``jax.jit``, one after the other.
+    compile: Callable
+
+
+def chunk_updates(num_updates: int, num_chunks: int) -> int:
+    """Updates per chunk: a divisor of ``num_updates`` near ``num_updates / num_chunks``."""
+    target = max(1, num_updates // num_chunks)
+    for d in range(target, 0, -1):
+        if num_updates % d == 0 and d >= target // 2:
+            return d
+    return target
+
+
+def seeded(
+    init: Callable, chunk: Callable, num_seeds: int, spread: bool = False
+) -> tuple[Callable, Callable]:
+    """Per-seed ``init``/``chunk`` mapped over ``num_seeds``: ``jax.vmap`` on one device, or with
+    ``spread`` ``agents.runtime.devices.vmap_runs`` (the seeds split over the local devices, as
+    ``scripts/train.py --num-seeds`` runs them)."""
+    if num_seeds == 1:
+        return init, chunk
+    if spread:
+        return vmap_runs(init, num_seeds), vmap_runs(chunk, num_seeds)
+    return jax.vmap(init), jax.vmap(chunk)
+
+
+def time_program(
+    program: Program, num_seeds: int, repeats: int = 1
+) -> tuple[float, float, float, int, Any]:
+    """``(compile_s, run_s, run_cpu_s, env_steps_per_seed, last_metrics)`` of a chunked run.
+
+    The run is timed ``repeats`` times from the same initial state, and the fastest is kept (as
+    ``timeit`` does: the slower repeats measure other load on the machine, not the program).
+    """
+    keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+    key = keys[0] if num_seeds == 1 else keys
+    start = time.perf_counter()
+    init, chunk = program.compile(key)
+    state0 = jax.block_until_ready(init(key))
+    compile_s = time.perf_counter() - start
+    best = (float("inf"), float("inf"))
+    metrics = None
+    state = state0
+    for _ in range(repeats):
+        state = state0
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for _ in range(program.num_chunks):
+            state, metrics = chunk(state)
+        jax.block_until_ready(state)
+        best = min(best, (time.perf_counter() - start, time.process_time() - start_cpu))
+    return compile_s, best[0], best[1], program.num_chunks * program.steps_per_chunk, metrics

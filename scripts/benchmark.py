@@ -4,6 +4,7 @@
     python scripts/benchmark.py envs         # rlkit CartPole vs gymnax vs Gymnasium's vector env
     python scripts/benchmark.py dqn          # time to solve CartPole: rlkit vs SB3 / sbx / rejax
     python scripts/benchmark.py ppo          # PureJaxRL settings: rlkit vs rejax, 1 and 8 seeds
+    python scripts/benchmark.py qlearning    # PQN, DQN (IQN): rlkit vs rejax, 1 and 8 seeds
     python scripts/benchmark.py eval         # vectorised evaluation vs a make_vec loop
 
 Peers come from the [bench] extra (pip install -e ".[bench]"); a missing peer is skipped with a note.
@@ -25,6 +26,7 @@ SUITES = {
     "dqn": "scripts.bench_dqn",
     "ppo": "scripts.bench_ppo",
     "eval": "scripts.bench_eval",
+    "qlearning": "scripts.bench_qlearning",
 }
 
 

@@ -618,3 +618,97 @@ def test_importance_corrected_td_errors_stop_gradient_and_vmap():
     np.testing.assert_allclose(
         batched[1], rlkit.importance_corrected_td_errors(2 * r, d, rho, 0.5, values), rtol=1e-6
     )
+
+
+# ------------------------------------------------------------- q_lambda_from_rollout ----
+# The rollout above with two actions; the greedy next values are those of ROLL_NV:
+# v = max_a next_q = (2, 10, 4, 20, 6).
+ROLL_NQ = jnp.stack([ROLL_NV, ROLL_NV - f32(1.0, 9.0, 5.0, 0.5, 7.0)], axis=1)
+
+
+def test_q_lambda_from_rollout_hand_computed():
+    # gamma = lambda = .5.  G4 = 1 + .5 * 6 = 4 (last step, full bootstrap);  G3 = 1 (terminated,
+    # its next value 20 ignored);  G2 = 1 + .5 * (.5 * 4 + .5 * G3) = 2.25;  G1 = 1 + .5 * 10 = 6
+    # (truncated: the final observation's value, not the trace into the next episode);
+    # G0 = 1 + .5 * (.5 * 2 + .5 * G1) = 3.
+    expected = f32(3.0, 6.0, 2.25, 1.0, 4.0)
+    args = (ROLL_R, ROLL_NQ, ROLL_TERM, ROLL_TRUNC, 0.5, 0.5)
+    check_eager_and_jit(rlkit.q_lambda_from_rollout, args, expected)
+    float_args = (ROLL_R, ROLL_NQ, ROLL_TERM * 1.0, ROLL_TRUNC * 1.0, 0.5, 0.5)
+    check_eager_and_jit(rlkit.q_lambda_from_rollout, float_args, expected)
+    # The same step 1 taken as a death (what `done = terminated or truncated` does):
+    # G1 = 1, G0 = 1 + .5 * (1 + .5) = 1.75.
+    as_death = rlkit.q_lambda_from_rollout(
+        ROLL_R, ROLL_NQ, ROLL_TERM | ROLL_TRUNC, jnp.zeros(5, bool), 0.5, 0.5
+    )
+    assert_close(as_death, f32(1.75, 1.0, 2.25, 1.0, 4.0))
+
+
+def test_q_lambda_from_rollout_lambda_limits_and_vector_args():
+    v = ROLL_NV
+    # lambda 0: the one-step Q-learning target r + gamma (1 - terminated) max_a Q(s', a).
+    one_step = ROLL_R + 0.5 * (1.0 - ROLL_TERM) * v
+    assert_close(rlkit.q_lambda_from_rollout(ROLL_R, ROLL_NQ, ROLL_TERM, ROLL_TRUNC, 0.5, 0.0),
+                 one_step)
+    # lambda 1: the discounted return to the episode's end, bootstrapped at the truncation and at
+    # the rollout's end: G1 = 6, G0 = 1 + .5 * 6 = 4, G2 = 1 + .5 * 1 = 1.5, G3 = 1, G4 = 4.
+    assert_close(rlkit.q_lambda_from_rollout(ROLL_R, ROLL_NQ, ROLL_TERM, ROLL_TRUNC, 0.5, 1.0),
+                 f32(4.0, 6.0, 1.5, 1.0, 4.0))
+    # Per-step gamma and lambda equal to the scalars give the same answer.
+    full = jnp.full((5,), 0.5, jnp.float32)
+    assert_close(
+        rlkit.q_lambda_from_rollout(ROLL_R, ROLL_NQ, ROLL_TERM, ROLL_TRUNC, full, full),
+        f32(3.0, 6.0, 2.25, 1.0, 4.0),
+    )
+
+
+def test_q_lambda_from_rollout_matches_rlax_q_lambda_without_truncations():
+    key = jax.random.PRNGKey(3)
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    t_len, n_actions = 12, 3
+    rewards = jax.random.normal(k1, (t_len,))
+    q_tm1 = jax.random.normal(k2, (t_len, n_actions))
+    q_t = jax.random.normal(k3, (t_len, n_actions))
+    a_tm1 = jax.random.randint(k4, (t_len,), 0, n_actions)
+    term = jnp.zeros(t_len, bool).at[4].set(True).at[9].set(True)
+    discount = 0.9 * (1.0 - term)
+    returns = rlkit.q_lambda_from_rollout(rewards, q_t, term, jnp.zeros(t_len, bool), 0.9, 0.7)
+    td = rlax.q_lambda(q_tm1, a_tm1, rewards, discount, q_t, 0.7)
+    assert_close(returns - q_tm1[jnp.arange(t_len), a_tm1], td)
+
+
+def test_q_lambda_from_rollout_stops_at_boundaries_and_gradients():
+    key = jax.random.PRNGKey(1)
+    rewards = jax.random.normal(key, (8,))
+    next_q = jax.random.normal(jax.random.PRNGKey(2), (8, 2))
+    term = jnp.zeros(8, bool).at[2].set(True)
+    trunc = jnp.zeros(8, bool).at[5].set(True)
+    fn = jax.jit(rlkit.q_lambda_from_rollout)
+    g = fn(rewards, next_q, term, trunc, 0.9, 0.8)
+    # Nothing after the truncation at step 5 reaches steps 0..5, not even a nan.
+    g2 = fn(rewards.at[7].set(jnp.nan), next_q.at[6].set(jnp.nan), term, trunc, 0.9, 0.8)
+    assert_close(g2[:6], g[:6])
+    # A terminated step's next value is ignored.
+    assert_close(fn(rewards, next_q.at[2].set(jnp.nan), term, trunc, 0.9, 0.8), g)
+    # Gradients flow into next_q by default and are stopped on request.
+    loss = lambda q, stop: jnp.sum(  # noqa: E731
+        rlkit.q_lambda_from_rollout(rewards, q, term, trunc, 0.9, 0.8, stop_target_gradients=stop)
+    )
+    assert float(jnp.abs(jax.grad(loss)(next_q, False)).sum()) > 0
+    assert float(jnp.abs(jax.grad(loss)(next_q, True)).sum()) == 0
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: rlkit.q_lambda_from_rollout(R, V, B3, B3, 0.9, 0.9), "next_q"),
+        (lambda: rlkit.q_lambda_from_rollout(R, jnp.ones((2, 2)), B3, B3, 0.9, 0.9), "next_q"),
+        (lambda: rlkit.q_lambda_from_rollout(I3, jnp.ones((3, 2)), B3, B3, 0.9, 0.9), "rewards"),
+        (lambda: rlkit.q_lambda_from_rollout(R, jnp.ones((3, 2)), I3, B3, 0.9, 0.9), "terminated"),
+        (lambda: rlkit.q_lambda_from_rollout(R, jnp.ones((3, 2)), B3, B3, 0.9, f32(1, 1)),
+         "lambda_"),
+    ],
+)
+def test_q_lambda_from_rollout_bad_arguments_raise(call, name):
+    with pytest.raises(RLKitError, match=name):
+        call()
