@@ -13,6 +13,7 @@ directory), ``policy``, ``evaluation`` and ``training`` (the job behind ``script
 """
 
 from agents import a2c, c51, dqn, ppo, qrdqn  # noqa: F401  (register the built-in agents)
+from agents import ddpg, sac, td3  # noqa: F401  (continuous-control agents)
 from agents.a2c import A2C, A2CConfig  # noqa: F401
 from agents.base import (  # noqa: F401
     Agent,
