@@ -213,8 +213,9 @@ class ContinuousAgent(OffPolicyAgent):
 
     def from_env(self, action: chex.Array) -> chex.Array:
         """The inverse of ``to_env`` (clipped to ``[-1, 1]``), for actions ``[..., A]``."""
-        low = jnp.asarray(self.action_space.low, jnp.float32)
-        high = jnp.asarray(self.action_space.high, jnp.float32)
+        lead = (None,) * (action.ndim - 1)
+        low = jnp.asarray(self.action_space.low, jnp.float32)[lead]
+        high = jnp.asarray(self.action_space.high, jnp.float32)[lead]
         scaled = 2.0 * (action.astype(jnp.float32) - low) / (high - low) - 1.0
         return jnp.clip(scaled, -1.0, 1.0)
 

@@ -48,7 +48,15 @@ class DDPG(TD3):
 
     name = "ddpg"
     Config = DDPGConfig
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "Pendulum-v1": {
+            "total_timesteps": 10_000,
+            "buffer_size": 10_000,
+            "learning_rate": 1e-3,
+            "actor_hidden": (64, 64),
+            "critic_hidden": (64, 64),
+        },
+    }
 
 
 register_agent(DDPG)

@@ -58,8 +58,10 @@ def sample_squashed(key: chex.PRNGKey, mean: chex.Array, log_std: chex.Array):
       ``(action [B, A] in (-1, 1), log_prob [B])`` (``rlkit.tanh_gaussian_sample`` and
       ``rlkit.tanh_gaussian_log_prob`` with the exact pre-squash sample).
     """
-    keys = jax.random.split(key, mean.shape[0])
-    action, pre_tanh = jax.vmap(rlkit.tanh_gaussian_sample)(keys, mean, log_std)
+    # One draw for the whole batch (the same as ``rlkit.tanh_gaussian_sample`` row by row, with
+    # one key instead of B): u = mean + exp(log_std) z, a = tanh(u).
+    pre_tanh = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+    action = jnp.tanh(pre_tanh)
     log_prob = jax.vmap(lambda m, s, u: rlkit.tanh_gaussian_log_prob(m, s, pre_tanh=u))(
         mean, log_std, pre_tanh
     )
@@ -96,7 +98,15 @@ class SAC(ContinuousAgent):
     target_networks = ("critic",)
     #: Per-env settings; only what differs from the ``SACConfig`` defaults. How they were chosen,
     #: and what they reach, is in docs/benchmarks.md.
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "Pendulum-v1": {
+            "total_timesteps": 10_000,
+            "buffer_size": 10_000,
+            "learning_rate": 1e-3,
+            "actor_hidden": (64, 64),
+            "critic_hidden": (64, 64),
+        },
+    }
 
     def actor_network(self, config: SACConfig) -> GaussianActor:
         return GaussianActor(self.action_dim, tuple(config.actor_hidden), config.activation)

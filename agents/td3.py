@@ -99,7 +99,15 @@ class TD3(ContinuousAgent):
     _EXPLORATION = ("gaussian", "ou")
     #: Per-env settings; only what differs from the config defaults. How they were chosen, and
     #: what they reach, is in docs/benchmarks.md.
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "Pendulum-v1": {
+            "total_timesteps": 10_000,
+            "buffer_size": 10_000,
+            "learning_rate": 1e-3,
+            "actor_hidden": (64, 64),
+            "critic_hidden": (64, 64),
+        },
+    }
 
     def check_config(self, config: TD3Config) -> None:
         super().check_config(config)
