@@ -59,9 +59,9 @@ from envs.core import Box, Space
 from rlkit.errors import RLKitError
 
 __all__ = [
+    "ContinuousAgent",
     "ContinuousConfig",
     "ContinuousLearner",
-    "ContinuousAgent",
     "critic_loss",
     "stacked_q_values",
 ]
@@ -200,7 +200,7 @@ class ContinuousAgent(OffPolicyAgent):
         """``gradient_steps`` if set, else ``max(1, round(utd * num_envs * rollout_length))``."""
         if config.gradient_steps:
             return int(config.gradient_steps)
-        return max(1, int(round(config.utd * config.steps_per_update)))
+        return max(1, round(config.utd * config.steps_per_update))
 
     @property
     def action_dim(self) -> int:
@@ -304,7 +304,9 @@ class ContinuousAgent(OffPolicyAgent):
         obs_norm = learner.obs_norm
         if config.normalize_obs:
             obs_norm = rlkit.running_stats_update(obs_norm, rollout.obs.astype(jnp.float32))
-        learner = learner._replace(obs_norm=obs_norm, noise=self.next_noise(config, learner, rollout))
+        learner = learner._replace(
+            obs_norm=obs_norm, noise=self.next_noise(config, learner, rollout)
+        )
         return super().update(config, state._replace(learner=learner), rollout, key)
 
     # -- pieces of a learner step ----------------------------------------------------------------
@@ -314,7 +316,9 @@ class ContinuousAgent(OffPolicyAgent):
         observations normalised, ``discount = gamma^K (1 - terminated_{K-1})``."""
         n = config.n_step
         reward_sum, discount, last = n_step_window(
-            batch["reward"][:, :n], batch["terminated"][:, :n], batch["truncated"][:, :n],
+            batch["reward"][:, :n],
+            batch["terminated"][:, :n],
+            batch["truncated"][:, :n],
             config.gamma,
         )
         obs = self.normalize(config, learner.obs_norm, batch["obs"][:, 0])

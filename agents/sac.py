@@ -36,7 +36,7 @@ from agents.continuous import ContinuousAgent, ContinuousConfig, ContinuousLearn
 from agents.networks import GaussianActor
 from agents.registry import register_agent
 
-__all__ = ["SAC", "SACConfig", "soft_q_target", "sample_squashed"]
+__all__ = ["SAC", "SACConfig", "sample_squashed", "soft_q_target"]
 
 
 @struct.dataclass

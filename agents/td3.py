@@ -40,7 +40,7 @@ from agents.networks import DeterministicActor
 from agents.registry import register_agent
 from rlkit.errors import RLKitError
 
-__all__ = ["TD3", "TD3Config", "smoothed_target_action", "clipped_double_q_target"]
+__all__ = ["TD3", "TD3Config", "clipped_double_q_target", "smoothed_target_action"]
 
 
 @struct.dataclass

@@ -1,5 +1,8 @@
 """Tests for agents.sac, agents.td3, agents.ddpg and their base agents.continuous."""
 
+import json
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,8 +32,9 @@ def test_action_rescaling_to_bounds_and_back():
 
 def test_soft_target_and_critic_loss_by_hand():
     q_next = jnp.array([[1.0, 5.0], [2.0, 3.0]])  # [C=2, B=2]
-    y = soft_q_target(jnp.array([1.0, -1.0]), jnp.array([0.9, 0.0]), q_next,
-                      jnp.array([-0.5, 2.0]), 0.2)
+    y = soft_q_target(
+        jnp.array([1.0, -1.0]), jnp.array([0.9, 0.0]), q_next, jnp.array([-0.5, 2.0]), 0.2
+    )
     # min over critics (1, 3); sample 0: 1 + 0.9 (1 + 0.1) = 1.99; sample 1 terminated: -1.
     np.testing.assert_allclose(y, [1.99, -1.0], rtol=1e-6)
     q = jnp.array([[1.0, 0.0], [3.0, -2.0]])
@@ -70,7 +74,8 @@ def test_truncated_window_bootstraps_terminated_does_not(name):
     cfg = agent.default_config(gamma=0.5, n_step=2, critic_hidden=(8,), actor_hidden=(8,))
     learner = agent.learner_init(cfg, jax.random.key(0))
     batch = {
-        "obs": jnp.zeros((2, 2, 3)), "action": jnp.zeros((2, 2, 2)),
+        "obs": jnp.zeros((2, 2, 3)),
+        "action": jnp.zeros((2, 2, 2)),
         "reward": jnp.array([[1.0, 4.0], [1.0, 4.0]]),
         "terminated": jnp.array([[True, False], [False, False]]),
         "truncated": jnp.array([[False, False], [True, False]]),
@@ -88,22 +93,53 @@ def test_config_errors():
     with pytest.raises(RLKitError, match="--exploration"):
         TD3(OBS, ACT).check_config(TD3.default_config(exploration="pink"))
     agent = SAC(OBS, ACT)
-    assert agent.grad_steps_per_update(SAC.default_config(utd=2.0, num_envs=2,
-                                                          rollout_length=4)) == 16
+    assert (
+        agent.grad_steps_per_update(SAC.default_config(utd=2.0, num_envs=2, rollout_length=4)) == 16
+    )
     assert agent.grad_steps_per_update(SAC.default_config(gradient_steps=3)) == 3
 
 
-TINY = ["--env", "Pendulum-v1", "--total-timesteps", "2048", "--buffer-size", "2048",
-        "--actor-hidden", "8", "--critic-hidden", "8", "--batch-size", "16",
-        "--rollout-length", "32", "--utd", "0.125"]
+TINY = [
+    "--env",
+    "Pendulum-v1",
+    "--total-timesteps",
+    "2048",
+    "--buffer-size",
+    "2048",
+    "--actor-hidden",
+    "8",
+    "--critic-hidden",
+    "8",
+    "--batch-size",
+    "16",
+    "--rollout-length",
+    "32",
+    "--utd",
+    "0.125",
+]
 
 
-@pytest.mark.parametrize("agent", ["sac", "td3", "ddpg"])
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "sac",
+        pytest.param("td3", marks=pytest.mark.slow),
+        pytest.param("ddpg", marks=pytest.mark.slow),
+    ],
+)
 def test_compiled_resume_is_exact_and_policy_loads(tmp_path, monkeypatch, agent):
     extra = ["--agent", agent, *TINY, "--num-seeds", "2"]
     if agent == "ddpg":
-        extra += ["--exploration", "ou", "--rollout-length", "1", "--utd", "1",
-                  "--total-timesteps", "1536"]
+        extra += [
+            "--exploration",
+            "ou",
+            "--rollout-length",
+            "1",
+            "--utd",
+            "1",
+            "--total-timesteps",
+            "1536",
+        ]
     full, part = _full_and_resumed(tmp_path, monkeypatch, *extra)
     pa, env_id = agents.load_policy(full, which="last")
     pb, _ = agents.load_policy(part, which="last")
@@ -115,13 +151,31 @@ def test_compiled_resume_is_exact_and_policy_loads(tmp_path, monkeypatch, agent)
 
 
 def test_host_backend_and_sweep(tmp_path):
-    code, out = _run(tmp_path, "host", "--agent", "sac", *TINY, "--backend", "gymnasium",
-                     "--total-timesteps", "1024")
+    code, out = _run(
+        tmp_path,
+        "host",
+        "--agent",
+        "sac",
+        *TINY,
+        "--backend",
+        "gymnasium",
+        "--total-timesteps",
+        "1024",
+    )
     assert code == 0
     policy, _ = agents.load_policy(out)
     assert policy(np.zeros((2, 3), np.float32)).shape == (2, 1)
-    code, out = _run(tmp_path, "sweep", "--agent", "td3", *TINY, "--total-timesteps", "1024",
-                     "--sweep", "action_noise=0.1,0.3")
+    code, out = _run(
+        tmp_path,
+        "sweep",
+        "--agent",
+        "td3",
+        *TINY,
+        "--total-timesteps",
+        "1024",
+        "--sweep",
+        "action_noise=0.1,0.3",
+    )
     assert code == 0
     policy, _ = agents.load_policy(out)
     np.testing.assert_allclose(policy.params["config"].action_noise, [0.1, 0.3])
@@ -130,10 +184,41 @@ def test_host_backend_and_sweep(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", ["sac", "td3"])
 def test_pendulum_preset_learns(tmp_path, agent):
-    code, out = _run(tmp_path, agent, "--agent", agent, "--env", "Pendulum-v1",
-                     "--eval-episodes", "20")
+    code, out = _run(
+        tmp_path, agent, "--agent", agent, "--env", "Pendulum-v1", "--eval-episodes", "20"
+    )
     assert code == 0
-    import json, os  # noqa: E401
-
-    summary = json.load(open(os.path.join(out, "summary.json")))
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
     assert summary["eval"]["mean"] >= -200
+
+
+@pytest.mark.slow
+def test_sac_on_mujoco_hopper_host_backend(tmp_path):
+    """A short SAC run on Gymnasium's Hopper-v5 (the [mujoco] extra) through the host backend."""
+    pytest.importorskip("mujoco")
+    code, out = _run(
+        tmp_path,
+        "hopper",
+        "--agent",
+        "sac",
+        "--env",
+        "Hopper-v5",
+        "--total-timesteps",
+        "3000",
+        "--learning-starts",
+        "1000",
+        "--rollout-length",
+        "8",
+        "--eval-episodes",
+        "2",
+        "--log-every",
+        "1000",
+        "--checkpoint-every",
+        "3000",
+    )
+    assert code == 0
+    policy, env_id = agents.load_policy(out)
+    assert env_id == "Hopper-v5"
+    actions = policy(np.zeros((2, 11), np.float32))
+    assert actions.shape == (2, 3) and np.all(np.abs(actions) <= 1.0)
