@@ -14,7 +14,7 @@ Layers (imports go down only; ``tests/test_layers.py`` enforces it): the contrac
 ``evaluation`` and ``training`` (the job behind ``scripts/train.py``).
 """
 
-from agents import a2c, c51, dqn, iqn, mdqn, pqn, ppo, qrdqn, rainbow  # noqa: F401  (register them)
+from agents import a2c, c51, ddpg, dqn, iqn, mdqn, pqn, ppo, qrdqn, rainbow, sac, td3  # noqa: F401
 from agents.a2c import A2C, A2CConfig  # noqa: F401
 from agents.base import (  # noqa: F401
     Agent,

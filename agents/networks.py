@@ -37,6 +37,10 @@ __all__ = [
     "ImplicitQuantileNetwork",
     "activation_fn",
     "orthogonal",
+    "DenseStack",
+    "ContinuousQNetwork",
+    "DeterministicActor",
+    "GaussianActor",
 ]
 
 CNN_KINDS = ("nature", "impala")
@@ -411,3 +415,77 @@ class ImplicitQuantileNetwork(nn.Module):
             return out
         value = nn.Dense(1, kernel_init=orthogonal(1.0))(h)
         return value + out - out.mean(axis=-1, keepdims=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Continuous control (SAC, TD3, DDPG): state-action critics and squashed actors
+# --------------------------------------------------------------------------------------------------
+
+
+class DenseStack(nn.Module):
+    """Dense layers with an activation after each and, with ``layer_norm``, a LayerNorm before
+    the activation (Ball et al., 2023, https://arxiv.org/abs/2302.02948). Flax's default
+    (LeCun-normal) initialisation, as SB3/sbx's continuous-control networks use."""
+
+    hidden: Sequence[int]
+    activation: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        act = activation_fn(self.activation)
+        for width in self.hidden:
+            x = nn.Dense(width)(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
+            x = act(x)
+        return x
+
+
+class ContinuousQNetwork(nn.Module):
+    """One state-action value ``Q(s, a)``: ``[..., D], [..., A] -> [...]``.
+
+    Stack several with ``jax.vmap`` over their parameters (``agents.continuous``) rather than
+    building one module per critic.
+    """
+
+    hidden: Sequence[int] = (256, 256)
+    activation: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs, action):
+        x = jnp.concatenate([obs.astype(jnp.float32), action.astype(jnp.float32)], axis=-1)
+        x = DenseStack(self.hidden, self.activation, self.layer_norm)(x)
+        return nn.Dense(1)(x)[..., 0]
+
+
+class DeterministicActor(nn.Module):
+    """A deterministic policy ``mu(s) = tanh(f(s))`` in ``[-1, 1]^A`` (TD3, DDPG)."""
+
+    action_dim: int
+    hidden: Sequence[int] = (256, 256)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, obs):
+        x = DenseStack(self.hidden, self.activation)(obs.astype(jnp.float32))
+        return jnp.tanh(nn.Dense(self.action_dim)(x))
+
+
+class GaussianActor(nn.Module):
+    """A state-dependent diagonal Gaussian before the tanh squash (SAC): ``(mean [..., A],
+    log_std [..., A])``, with ``log_std`` clipped to ``[log_std_min, log_std_max]``."""
+
+    action_dim: int
+    hidden: Sequence[int] = (256, 256)
+    activation: str = "relu"
+    log_std_min: float = -20.0
+    log_std_max: float = 2.0
+
+    @nn.compact
+    def __call__(self, obs):
+        x = DenseStack(self.hidden, self.activation)(obs.astype(jnp.float32))
+        mean = nn.Dense(self.action_dim)(x)
+        log_std = nn.Dense(self.action_dim)(x)
+        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)

@@ -311,7 +311,7 @@ class OffPolicyAgent(Agent):
         env_steps = state.env_steps + rollout.reward.shape[0] * rollout.reward.shape[1]
         learning = (env_steps >= config.learning_starts) & replay.can_sample(buffer, config.n_step)
         carry = (state.learner, buffer, state.num_updates, env_steps)
-        keys = jax.random.split(key, config.gradient_steps)
+        keys = jax.random.split(key, self.grad_steps_per_update(config))
         carry, metrics = jax.lax.scan(
             lambda c, k: self._gradient_step(config, learning, c, k), carry, keys
         )
