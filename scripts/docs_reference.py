@@ -34,9 +34,9 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import agents  # noqa: E402
-import envs  # noqa: E402
-import rlkit  # noqa: E402
+import agents
+import envs
+import rlkit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAPPING = os.path.join(ROOT, "docs", "reference.yml")
@@ -173,9 +173,10 @@ def reference_pages(mapping: dict | None = None) -> dict[str, str]:
             index += [section["intro"], ""]
         for page in section["pages"]:
             path = f"{REFERENCE_DIR}/{page['file']}.md"
-            index.append(f"- [{page['title']}]({page['file']}.md): " + ", ".join(
-                f"`{m}`" for m in page["modules"]
-            ))
+            index.append(
+                f"- [{page['title']}]({page['file']}.md): "
+                + ", ".join(f"`{m}`" for m in page["modules"])
+            )
             body = [f"# {page['title']}", ""]
             if section.get("intro"):
                 body += [section["intro"], ""]
@@ -291,8 +292,10 @@ def agent_page(name: str) -> str:
     lines = [
         f"# {cls.__name__} (`--agent {name}`)",
         "",
-        f"Class [`{module}.{cls.__qualname__}`][{module}.{cls.__qualname__}], config "
-        f"[`{config_path}`][{config_path}].",
+        (
+            f"Class [`{module}.{cls.__qualname__}`][{module}.{cls.__qualname__}], config "
+            f"[`{config_path}`][{config_path}]."
+        ),
         "",
         "## Paper and update",
         "",
@@ -310,9 +313,11 @@ def agent_page(name: str) -> str:
     lines += [
         f"## Config fields (`{config_cls.__name__}`)",
         "",
-        "Traced fields are pytree leaves: `jax.vmap` over a stacked config sweeps them "
-        "(`train.py --sweep`). Static fields fix the compiled program. Each field is the "
-        "`scripts/train.py` flag shown.",
+        (
+            "Traced fields are pytree leaves: `jax.vmap` over a stacked config sweeps them "
+            "(`train.py --sweep`). Static fields fix the compiled program. Each field is the "
+            "`scripts/train.py` flag shown."
+        ),
         "",
         "| flag | type | default | kind | range | description | defined in |",
         "|---|---|---|---|---|---|---|",
@@ -325,8 +330,10 @@ def agent_page(name: str) -> str:
     lines += ["", "## Presets", ""]
     if presets:
         lines += [
-            "A preset is applied when `--env` is one of these ids; flags given on the command "
-            "line override it.",
+            (
+                "A preset is applied when `--env` is one of these ids; flags given on the command "
+                "line override it."
+            ),
             "",
             "| env | overrides of the defaults |",
             "|---|---|",
@@ -340,8 +347,10 @@ def agent_page(name: str) -> str:
         "",
         "## Results",
         "",
-        f"Learning curves and final returns: [results of {cls.__name__}](../results/{name}.md) "
-        "(where it has been benchmarked; see the [results overview](../results/index.md)).",
+        (
+            f"Learning curves and final returns: [results of {cls.__name__}](../results/{name}.md) "
+            "(where it has been benchmarked; see the [results overview](../results/index.md))."
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -353,8 +362,10 @@ def agent_pages() -> dict[str, str]:
     index = [
         "# Agents",
         "",
-        "Every agent registered in `agents.registered_agents()` has a page (generated from its "
-        "module docstring, config dataclass and presets).",
+        (
+            "Every agent registered in `agents.registered_agents()` has a page (generated from its "
+            "module docstring, config dataclass and presets)."
+        ),
         "",
         "| agent | class | paper and update |",
         "|---|---|---|",

@@ -15,7 +15,7 @@ from mkdocs.structure.files import File
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scripts import docs_reference  # noqa: E402
+from scripts import docs_reference
 
 _PAGES: dict[str, str] = {}
 

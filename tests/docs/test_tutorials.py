@@ -14,14 +14,13 @@ import subprocess
 import sys
 
 import pytest
-
 import tutorial_blocks as tutorials
 
 PAGES = tutorials.tested_pages()
 
 
 def test_there_are_tutorials():
-    assert len(PAGES) >= 5, PAGES
+    assert {"port-from-rlax.md", "own-agent.md", "command-line.md"} <= set(PAGES), PAGES
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -39,6 +38,7 @@ def test_tutorial_runs(page, tmp_path):
         capture_output=True,
         text=True,
         timeout=900,
+        check=False,
     )
     assert done.returncode == 0, f"{page} failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
 

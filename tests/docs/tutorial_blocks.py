@@ -12,7 +12,7 @@ TUTORIALS = os.path.join(ROOT, "docs", "tutorials")
 NOT_TESTED = "<!-- tutorial: not tested"
 #: Above a block: run it only when these modules can be imported (e.g. stable_baselines3).
 REQUIRES = re.compile(r"<!--\s*test:\s*requires\s+([\w., ]+?)\s*-->\s*$")
-FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
+FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```\s*$", re.DOTALL | re.MULTILINE)
 
 
 def tested_pages() -> list[str]:
@@ -47,7 +47,7 @@ def blocks(text: str) -> list[dict]:
     return out
 
 
-DRIVER = '''
+DRIVER = """
 import importlib.util, subprocess, sys
 BLOCKS = json.loads({blocks!r})
 namespace = {{"__name__": "__main__"}}
@@ -64,7 +64,7 @@ for b in BLOCKS:
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", b["code"]])
         if done.returncode:
             sys.exit(f"{{where}}: the bash block exited with status {{done.returncode}}")
-'''
+"""
 
 
 def driver(page: str) -> str:
