@@ -216,7 +216,10 @@ def step_reads_key(
 
     Args:
       env: the environment whose ``step`` is inspected.
-      key, state, action, params: example arguments (only shapes and dtypes matter).
+      key: an example key (only shapes and dtypes matter, for all four examples).
+      state: an example env state.
+      action: an example action.
+      params: example env params.
 
     Returns:
       True when the key feeds into the traced computation.

@@ -560,12 +560,12 @@ def rescale_action(action: Array, low: Numeric, high: Numeric) -> Array:
     """Maps an action from [-1, 1] onto [low, high]: `low + (action + 1) (high - low) / 2`.
 
     Args:
-      action: action in [-1, 1] [D] (e.g. from `tanh_gaussian_sample`).
+      action: action in [-1, 1], shape [D] (e.g. from `tanh_gaussian_sample`).
       low: lower bounds, [D] or scalar.
       high: upper bounds, [D] or scalar.
 
     Returns:
-      Action in [low, high] [D].
+      Action in [low, high], shape [D].
     """
     check("rescale_action", chex.assert_rank, {"action": action}, 1)
     check("rescale_action", chex.assert_type, {"action": action}, float)

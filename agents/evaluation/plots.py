@@ -119,6 +119,7 @@ def plot_learning_curves(
     reward_threshold: float | None = None,
     env_id: str | None = None,
     smooth: int = 0,
+    dpi: int = 120,
 ) -> str:
     """Draw the learning curves of ``run_dirs`` into ``path`` (PNG, PDF or SVG); returns ``path``.
 
@@ -133,6 +134,7 @@ def plot_learning_curves(
       env_id: shown in the title.
       smooth: moving-average window in logged points applied to each seed's curve before
         averaging; 0 picks ``max(1, T // 25)`` for ``T`` logged points, 1 disables it.
+      dpi: resolution of a raster image (the figure is 9 x 5.8 inches).
     """
     try:
         import matplotlib
@@ -150,7 +152,7 @@ def plot_learning_curves(
         for suffix, steps, values in read_learning_curves(d):
             curves.append((name + suffix, steps, values))
 
-    fig, ax = plt.subplots(figsize=(9, 5.8), dpi=120)
+    fig, ax = plt.subplots(figsize=(9, 5.8), dpi=dpi)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, steps, values) in enumerate(curves):
         color = colors[i % len(colors)]

@@ -161,7 +161,8 @@ def compare_distributions(a: EvalResult, b: EvalResult, *, alpha: float = 0.01) 
     is "agree" when ``p_value >= alpha`` and the CIs overlap, else "differ".
 
     Args:
-      a, b: the two results.
+      a: the first result.
+      b: the second result.
       alpha: significance level of the test.
 
     Returns:

@@ -116,7 +116,10 @@ def bootstrap_cis(
     Args:
       scores: ``[S, E]`` array (a 1-D array counts as one seed).
       statistics: names of aggregates ("mean", "median", "iqm").
-      reps, level, seed, method: as in ``bootstrap_ci``.
+      reps: as in ``bootstrap_ci``.
+      level: as in ``bootstrap_ci``.
+      seed: as in ``bootstrap_ci``.
+      method: as in ``bootstrap_ci``.
 
     Returns:
       ``{statistic: (low, high)}``; each interval equals ``bootstrap_ci`` with the same arguments.
