@@ -12,7 +12,7 @@ Layers (imports go down only; ``tests/test_layers.py`` enforces it): the contrac
 directory), ``policy``, ``evaluation`` and ``training`` (the job behind ``scripts/train.py``).
 """
 
-from agents import a2c, c51, dqn, ppo, qrdqn  # noqa: F401  (register the built-in agents)
+from agents import a2c, c51, dqn, impala, ppo, qrdqn  # noqa: F401  (register the built-in agents)
 from agents.a2c import A2C, A2CConfig  # noqa: F401
 from agents.base import (  # noqa: F401
     Agent,
@@ -23,6 +23,7 @@ from agents.base import (  # noqa: F401
     stack_configs,
 )
 from agents.dqn import DQN, DQNConfig  # noqa: F401
+from agents.impala import IMPALA, ImpalaConfig  # noqa: F401
 from agents.policy import Policy, load_policy  # noqa: F401
 from agents.ppo import PPO, PPOConfig  # noqa: F401
 from agents.registry import get_agent, register_agent, registered_agents  # noqa: F401
@@ -37,6 +38,8 @@ __all__ = [
     "BaseConfig",
     "DQN",
     "DQNConfig",
+    "IMPALA",
+    "ImpalaConfig",
     "PPO",
     "PPOConfig",
     "Policy",
