@@ -5,6 +5,7 @@
     python scripts/benchmark.py dqn          # time to solve CartPole: rlkit vs SB3 / sbx / rejax
     python scripts/benchmark.py ppo          # PureJaxRL settings: rlkit vs rejax, 1 and 8 seeds
     python scripts/benchmark.py eval         # vectorised evaluation vs a make_vec loop
+    python scripts/benchmark.py host         # DQN on LunarLander: host backend, pipeline, SB3
 
 Peers come from the [bench] extra (pip install -e ".[bench]"); a missing peer is skipped with a note.
 Figures for this repository are recorded in docs/benchmarks.md with the machine that made them.
@@ -25,6 +26,7 @@ SUITES = {
     "dqn": "scripts.bench_dqn",
     "ppo": "scripts.bench_ppo",
     "eval": "scripts.bench_eval",
+    "host": "scripts.bench_host",
 }
 
 
