@@ -14,7 +14,21 @@ Layers (imports go down only; ``tests/test_layers.py`` enforces it): the contrac
 ``evaluation`` and ``training`` (the job behind ``scripts/train.py``).
 """
 
-from agents import a2c, c51, ddpg, dqn, iqn, mdqn, pqn, ppo, qrdqn, rainbow, sac, td3  # noqa: F401
+from agents import (  # noqa: F401  (register the built-in agents)
+    a2c,
+    c51,
+    ddpg,
+    dqn,
+    impala,
+    iqn,
+    mdqn,
+    ppo,
+    pqn,
+    qrdqn,
+    rainbow,
+    sac,
+    td3,
+)
 from agents.a2c import A2C, A2CConfig  # noqa: F401
 from agents.base import (  # noqa: F401
     Agent,
@@ -25,6 +39,7 @@ from agents.base import (  # noqa: F401
     stack_configs,
 )
 from agents.dqn import DQN, DQNConfig  # noqa: F401
+from agents.impala import IMPALA, ImpalaConfig  # noqa: F401
 from agents.policy import Policy, load_policy  # noqa: F401
 from agents.ppo import PPO, PPOConfig  # noqa: F401
 from agents.registry import get_agent, register_agent, registered_agents  # noqa: F401
@@ -39,6 +54,8 @@ __all__ = [
     "BaseConfig",
     "DQN",
     "DQNConfig",
+    "IMPALA",
+    "ImpalaConfig",
     "PPO",
     "PPOConfig",
     "Policy",

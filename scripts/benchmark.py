@@ -6,6 +6,7 @@
     python scripts/benchmark.py ppo          # PureJaxRL settings: rlkit vs rejax, 1 and 8 seeds
     python scripts/benchmark.py qlearning    # PQN, DQN (IQN): rlkit vs rejax, 1 and 8 seeds
     python scripts/benchmark.py eval         # vectorised evaluation vs a make_vec loop
+    python scripts/benchmark.py host         # DQN on LunarLander: host backend, pipeline, SB3
 
 Peers come from the [bench] extra (pip install -e ".[bench]"); a missing peer is skipped with a note.
 Figures for this repository are recorded in docs/benchmarks.md with the machine that made them.
@@ -27,6 +28,7 @@ SUITES = {
     "ppo": "scripts.bench_ppo",
     "eval": "scripts.bench_eval",
     "qlearning": "scripts.bench_qlearning",
+    "host": "scripts.bench_host",
 }
 
 

@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 BACKENDS = ("auto", "jax", "gymnasium")
+#: The values of ``--pipeline`` (``agents.training.pipeline``).
+PIPELINE_MODES = ("off", "sync", "async")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +87,12 @@ class RunArgs:
     """Episodes of the final greedy evaluation on Gymnasium's env (0 to skip)."""
     quiet: bool = False
     """No progress bar or summary printing."""
+    pipeline: Literal["off", "sync", "async"] = "off"
+    """Host envs: 'sync' or 'async' runs the actor (env steps) and the learner in two threads;
+    'sync' trains on data of the current policy (same results as 'off'), 'async' lets the actor
+    lag by up to --pipeline-max-lag updates while the learner trains."""
+    pipeline_max_lag: int = 1
+    """--pipeline async: the most updates the acting policy may lag the learner (>= 1)."""
 
 
 def _field_is_int(f: dataclasses.Field) -> bool:
@@ -210,6 +218,11 @@ def _check_args(args: RunArgs) -> None:
         )
     if args.eval_every_episodes < 1:
         raise RLKitError("--eval-every-episodes: expected an integer >= 1")
+    if args.pipeline not in PIPELINE_MODES:
+        raise RLKitError(f"--pipeline: expected one of {PIPELINE_MODES}, got {args.pipeline!r}")
+    lag = args.pipeline_max_lag
+    if isinstance(lag, bool) or not isinstance(lag, (int, np.integer)) or lag < 1:
+        raise RLKitError(f"--pipeline-max-lag: expected an integer >= 1, got {lag!r}")
     if args.final_policy not in ("best", "last"):
         raise RLKitError(f"--final-policy: expected 'best' or 'last', got {args.final_policy!r}")
 
@@ -269,6 +282,10 @@ def build(args: RunArgs, config: Any) -> BuiltRun:
         raise RLKitError(f"config: expected a {agent_cls.Config.__name__} for agent {args.agent!r}")
     check_field_ranges(config)
     backend, env_id = resolve_backend(args.env, args.backend)
+    if args.pipeline != "off" and backend != "gymnasium":
+        raise RLKitError(
+            f"--pipeline: {args.pipeline!r} runs host envs; use it with --backend gymnasium"
+        )
     sweep_points = parse_sweep(args.sweep, type(config))
     if backend == "gymnasium" and (args.num_seeds > 1 or len(sweep_points) > 1):
         raise RLKitError(

@@ -1,7 +1,9 @@
 """The host loop over Gymnasium envs: jitted ``act`` and ``update``, env steps in Python.
 
 ``host_train_iteration`` steps an ``envs.host.HostVecEnv`` with the agent's jitted ``act`` and
-produces the same ``Transition`` rollouts as the compiled loop, then calls the jitted ``update``.
+produces the same ``Transition`` rollouts as the compiled loop (``host_collect``), then calls the
+jitted ``update`` (``host_learn``). The two halves are separate so that a pipelined backend can
+run them in different threads (``agents.training.pipeline``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ import numpy as np
 from agents.base import Agent, Transition
 from agents.runtime.compile import compile_once
 
-__all__ = ["HostRunnerState", "host_init", "host_train_iteration", "make_host_fns"]
+__all__ = [
+    "HostRollout",
+    "HostRunnerState",
+    "host_collect",
+    "host_init",
+    "host_learn",
+    "host_train_iteration",
+    "make_host_fns",
+]
 
 
 class HostRunnerState(NamedTuple):
@@ -36,22 +46,31 @@ def host_init(agent: Agent, henv, config, key: chex.PRNGKey) -> HostRunnerState:
     return HostRunnerState(agent_state, obs, key, 0)
 
 
-def host_train_iteration(
-    agent: Agent, henv, config, rs: HostRunnerState, act_fn: Callable, update_fn: Callable
-) -> tuple[HostRunnerState, dict]:
-    """One rollout on the host env and one update.
+class HostRollout(NamedTuple):
+    """One rollout collected on the host, with what its update needs (``host_collect``)."""
 
-    ``act_fn(state, obs, key)`` and ``update_fn(state, rollout, key)`` are the agent's ``act`` and
-    ``update`` with ``config`` bound and jitted (``make_host_fns``). Per env step there is one
-    device call and one transfer back (action and extras together); the rollout is stacked on the
-    host and sent to the device once.
+    rollout: Transition  # numpy, time-major [T, N, ...]
+    obs: np.ndarray  # the observations the next rollout starts from
+    key: chex.PRNGKey  # the key of the next rollout
+    update_key: chex.PRNGKey  # the key of this rollout's update
+    episode_stats: tuple[float, float, float]  # return sum, length sum, count of ended episodes
+
+
+def host_collect(
+    henv, config, agent_state: Any, obs: np.ndarray, key: chex.PRNGKey, act_fn: Callable
+) -> HostRollout:
+    """One rollout of ``config.rollout_length`` steps on the host env from ``obs``.
+
+    ``act_fn(state, obs, key)`` is the agent's jitted ``act`` (``make_host_fns``). Per env step
+    there is one device call and one transfer back (action and extras together); the rollout is
+    stacked on the host. ``key`` is split into the next rollout's key, the update's key and one
+    key per env step, so the keys depend on nothing but the run's seed.
     """
     steps = []
     ep_ret, ep_len, ep_cnt = 0.0, 0.0, 0.0
-    keys = np.asarray(jax.random.split(rs.key, config.rollout_length + 2))
-    obs = rs.obs
+    keys = np.asarray(jax.random.split(key, config.rollout_length + 2))
     for t in range(config.rollout_length):
-        action, extras = jax.device_get(act_fn(rs.agent_state, obs, keys[t + 2]))
+        action, extras = jax.device_get(act_fn(agent_state, obs, keys[t + 2]))
         next_obs, reward, terminated, truncated, final_obs, info = henv.step(action)
         steps.append(Transition(obs, action, reward, terminated, truncated, final_obs, extras))
         done = info["returned_episode"]
@@ -67,15 +86,40 @@ def host_train_iteration(
         terminated=rollout.terminated.astype(np.bool_),
         truncated=rollout.truncated.astype(np.bool_),
     )
-    agent_state, metrics = update_fn(rs.agent_state, jax.device_put(rollout), keys[1])
-    rs = HostRunnerState(agent_state, obs, jnp.asarray(keys[0]), rs.update_step + 1)
+    return HostRollout(rollout, obs, jnp.asarray(keys[0]), keys[1], (ep_ret, ep_len, ep_cnt))
+
+
+def host_learn(
+    config, agent_state: Any, collected: HostRollout, update_step: int, update_fn: Callable
+) -> tuple[Any, dict]:
+    """The update on a collected rollout: ``(agent_state, metrics)``, where ``update_step`` is
+    the number of updates done before this one; the metrics add the episode statistics and the
+    env steps after it (device arrays are not fetched)."""
+    agent_state, metrics = update_fn(
+        agent_state, jax.device_put(collected.rollout), collected.update_key
+    )
+    ep_ret, ep_len, ep_cnt = collected.episode_stats
     metrics = dict(metrics)
     metrics.update(
         episode_return_sum=ep_ret,
         episode_length_sum=ep_len,
         episode_count=ep_cnt,
-        env_steps=rs.update_step * config.num_envs * config.rollout_length,
+        env_steps=(update_step + 1) * config.num_envs * config.rollout_length,
     )
+    return agent_state, metrics
+
+
+def host_train_iteration(
+    agent: Agent, henv, config, rs: HostRunnerState, act_fn: Callable, update_fn: Callable
+) -> tuple[HostRunnerState, dict]:
+    """One rollout on the host env (``host_collect``) and one update (``host_learn``).
+
+    ``act_fn(state, obs, key)`` and ``update_fn(state, rollout, key)`` are the agent's ``act`` and
+    ``update`` with ``config`` bound and jitted (``make_host_fns``).
+    """
+    collected = host_collect(henv, config, rs.agent_state, rs.obs, rs.key, act_fn)
+    agent_state, metrics = host_learn(config, rs.agent_state, collected, rs.update_step, update_fn)
+    rs = HostRunnerState(agent_state, collected.obs, collected.key, rs.update_step + 1)
     return rs, metrics
 
 

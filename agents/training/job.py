@@ -29,8 +29,9 @@ from agents.runs.spec import (
     default_out,
     run_config_payload,
 )
-from agents.training.backends import Backend, make_backend
+from agents.training.backends import Backend
 from agents.training.best import BestTracker, finite_runs
+from agents.training.pipeline import make_backend
 from agents.training.report import Progress, TensorBoard, print_summary, say, summarise_chunk
 from envs.host import is_gymnasium_id
 from rlkit.errors import RLKitError
