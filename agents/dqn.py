@@ -204,8 +204,6 @@ class DQN(ValueBasedAgent):
                 "num_envs": 8,
                 "rollout_length": 16,
                 "gradient_steps": 32,
-                "batch_size": 64,
-                "buffer_size": 100_000,
                 "learning_starts": 5_000,
                 "learning_rate": 1e-4,
                 "adam_eps": 1.5e-4,

@@ -130,7 +130,6 @@ class PPO(ActorCriticAgent):
             {
                 "total_timesteps": 5_000_000,
                 "num_envs": 64,
-                "rollout_length": 128,
                 "num_minibatches": 8,
                 "learning_rate": 5e-4,
                 "activation": "relu",

@@ -14,7 +14,6 @@ __all__ = ["MINATAR_CNN", "minatar_ids", "per_minatar_game"]
 #: The network of the MinAtar paper (Young and Tian, 2019, https://arxiv.org/abs/1903.03176):
 #: one 3x3 convolution of 16 channels at stride 1 (ReLU), then a dense layer of 128 units.
 MINATAR_CNN: dict[str, Any] = {
-    "cnn": "nature",
     "cnn_channels": (16,),
     "cnn_kernels": (3,),
     "cnn_strides": (1,),
