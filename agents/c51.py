@@ -40,7 +40,7 @@ from agents.base import hyperparameter, static_field
 from agents.networks import DistributionalQNetwork, conv_spec
 from agents.off_policy import bootstrap_obs, n_step_window
 from agents.registry import register_agent
-from agents.value_based import ValueBasedAgent, ValueBasedConfig, ValueBasedLearner
+from agents.value_based import CARTPOLE_PRESET, ValueBasedAgent, ValueBasedConfig, ValueBasedLearner
 from rlkit.errors import RLKitError
 
 __all__ = ["C51", "C51Config", "C51Learner", "atoms", "c51_loss", "mean_q"]
@@ -143,12 +143,7 @@ class C51(ValueBasedAgent):
     Config = C51Config
     #: Per-env settings; each entry holds only what differs from the ``C51Config`` defaults.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "CartPole-v1": {
-            "total_timesteps": 50_000,
-            "learning_rate": 2e-3,
-            "anneal_lr": True,
-            "batch_size": 128,
-        },
+        "CartPole-v1": CARTPOLE_PRESET,
     }
 
     def network(self, config: C51Config) -> DistributionalQNetwork:

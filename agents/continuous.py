@@ -336,6 +336,22 @@ class ContinuousAgent(OffPolicyAgent):
         opt_states[name] = opt_state
         return params, opt_states, optax.tree.norm(grads)
 
+    def critic_step(self, config, learner: ContinuousLearner, obs, action, target, weights):
+        """One optimiser step of the critics on ``critic_loss`` towards ``target``.
+
+        Returns:
+          ``(learner, loss, td [K, B], q [K, B], grad_norm)``.
+        """
+
+        def q_loss(critic_params):
+            q = self.q_values(config, critic_params, obs, action)
+            loss, td = critic_loss(q, target, weights)
+            return loss, (td, q)
+
+        (loss, (td, q)), grads = jax.value_and_grad(q_loss, has_aux=True)(learner.params["critic"])
+        params, opt_state, norm = self.apply_gradients(config, learner, "critic", grads)
+        return learner._replace(params=params, opt_state=opt_state), loss, td, q, norm
+
     # -- acting ----------------------------------------------------------------------------------
 
     def mean_action(self, config: ContinuousConfig, actor_params: Any, obs: chex.Array):

@@ -38,7 +38,13 @@ from agents.base import hyperparameter, static_field
 from agents.networks import QNetwork, conv_spec
 from agents.presets import per_minatar_game
 from agents.registry import register_agent
-from agents.value_based import ValueBasedAgent, ValueBasedConfig, ValueBasedLearner, epsilon
+from agents.value_based import (
+    CARTPOLE_PRESET,
+    ValueBasedAgent,
+    ValueBasedConfig,
+    ValueBasedLearner,
+    epsilon,
+)
 from rlkit.errors import RLKitError
 
 __all__ = ["DQN", "DQNConfig", "DQNLearner", "dqn_loss", "td_errors", "epsilon"]
@@ -153,12 +159,7 @@ class DQN(ValueBasedAgent):
     #: Per-env settings; each entry holds only what differs from the ``DQNConfig`` defaults.
     #: How they were chosen, and what they reach, is in docs/benchmarks.md.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "CartPole-v1": {
-            "total_timesteps": 50_000,
-            "learning_rate": 2e-3,
-            "anneal_lr": True,
-            "batch_size": 128,
-        },
+        "CartPole-v1": CARTPOLE_PRESET,
         "Acrobot-v1": {
             "total_timesteps": 50_000,
             "buffer_size": 50_000,

@@ -47,7 +47,7 @@ from agents.networks import ImplicitQuantileNetwork, conv_spec
 from agents.off_policy import bootstrap_obs, n_step_window
 from agents.qrdqn import quantile_levels
 from agents.registry import register_agent
-from agents.value_based import ValueBasedAgent, ValueBasedConfig
+from agents.value_based import CARTPOLE_PRESET, ValueBasedAgent, ValueBasedConfig
 
 __all__ = ["IQN", "IQNConfig", "iqn_loss"]
 
@@ -132,12 +132,7 @@ class IQN(ValueBasedAgent):
     Config = IQNConfig
     #: Per-env settings; each entry holds only what differs from the ``IQNConfig`` defaults.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "CartPole-v1": {
-            "total_timesteps": 50_000,
-            "learning_rate": 2e-3,
-            "anneal_lr": True,
-            "batch_size": 128,
-        },
+        "CartPole-v1": CARTPOLE_PRESET,
     }
 
     def network(self, config: IQNConfig) -> ImplicitQuantileNetwork:

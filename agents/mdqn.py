@@ -42,7 +42,7 @@ from agents.base import hyperparameter, static_field
 from agents.networks import QNetwork, conv_spec
 from agents.off_policy import bootstrap_obs, n_step_window
 from agents.registry import register_agent
-from agents.value_based import ValueBasedAgent, ValueBasedConfig
+from agents.value_based import CARTPOLE_PRESET, ValueBasedAgent, ValueBasedConfig
 
 __all__ = ["MDQN", "MDQNConfig", "mdqn_loss"]
 
@@ -117,12 +117,7 @@ class MDQN(ValueBasedAgent):
     Config = MDQNConfig
     #: Per-env settings; each entry holds only what differs from the ``MDQNConfig`` defaults.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "CartPole-v1": {
-            "total_timesteps": 50_000,
-            "learning_rate": 2e-3,
-            "anneal_lr": True,
-            "batch_size": 128,
-        },
+        "CartPole-v1": CARTPOLE_PRESET,
     }
 
     def network(self, config: MDQNConfig) -> QNetwork:

@@ -28,7 +28,7 @@ mean weights).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import chex
 import jax
@@ -66,15 +66,7 @@ class Rainbow(C51):
 
     name = "rainbow"
     Config = RainbowConfig
-    #: Per-env settings; each entry holds only what differs from the ``RainbowConfig`` defaults.
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "CartPole-v1": {
-            "total_timesteps": 50_000,
-            "learning_rate": 2e-3,
-            "anneal_lr": True,
-            "batch_size": 128,
-        },
-    }
+    # PRESETS: C51's (inherited).
 
     def network(self, config: RainbowConfig) -> DistributionalQNetwork:
         return DistributionalQNetwork(

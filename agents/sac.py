@@ -32,7 +32,7 @@ from flax import struct
 
 import rlkit
 from agents.base import hyperparameter, static_field
-from agents.continuous import ContinuousAgent, ContinuousConfig, ContinuousLearner, critic_loss
+from agents.continuous import ContinuousAgent, ContinuousConfig, ContinuousLearner
 from agents.networks import GaussianActor
 from agents.registry import register_agent
 
@@ -147,16 +147,9 @@ class SAC(ContinuousAgent):
         q_next = self.q_values(config, learner.target_params["critic"], next_obs, next_action)
         target = soft_q_target(reward_sum, discount, q_next, next_log_prob, alpha)
 
-        def q_loss(critic_params):
-            q = self.q_values(config, critic_params, obs, action)
-            loss, td = critic_loss(q, target, weights)
-            return loss, (td, q)
-
-        (loss_q, (td, q)), grads = jax.value_and_grad(q_loss, has_aux=True)(
-            learner.params["critic"]
+        learner, loss_q, td, q, critic_norm = self.critic_step(
+            config, learner, obs, action, target, weights
         )
-        params, opt_state, critic_norm = self.apply_gradients(config, learner, "critic", grads)
-        learner = learner._replace(params=params, opt_state=opt_state)
 
         def pi_loss(actor_params):
             mean, log_std = actor.apply(actor_params, obs)

@@ -42,7 +42,22 @@ from agents.off_policy import (
     epsilon_greedy_actions,
 )
 
-__all__ = ["ValueBasedAgent", "ValueBasedConfig", "ValueBasedLearner", "epsilon"]
+__all__ = [
+    "CARTPOLE_PRESET",
+    "ValueBasedAgent",
+    "ValueBasedConfig",
+    "ValueBasedLearner",
+    "epsilon",
+]
+
+#: The CartPole-v1 preset that DQN, C51, IQN and M-DQN share (Rainbow inherits C51's): 50k
+#: steps, Adam at 2e-3 annealed to 0, batches of 128.
+CARTPOLE_PRESET: dict = {
+    "total_timesteps": 50_000,
+    "learning_rate": 2e-3,
+    "anneal_lr": True,
+    "batch_size": 128,
+}
 
 
 @struct.dataclass
