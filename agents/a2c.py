@@ -36,9 +36,9 @@ __all__ = ["A2C", "A2CConfig"]
 class A2CConfig(ActorCriticConfig):
     """A2C hyperparameters (Stable-Baselines3's defaults). Traced fields can be vmapped over."""
 
-    total_timesteps: int = static_field(500_000, low=1, high=INT32_MAX)
+    total_timesteps: int = static_field(500_000, low=1, high=INT32_MAX, split=True)
     """Env steps to train for, summed over the parallel envs of one seed."""
-    num_envs: int = static_field(8, low=1)
+    num_envs: int = static_field(8, low=1, split=True, divisible=True)
     """Parallel environments per seed."""
     rollout_length: int = static_field(5, low=1)
     """Env steps each env takes between two updates (the n of the n-step returns)."""

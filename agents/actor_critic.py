@@ -43,6 +43,7 @@ from agents.base import (
     make_optimizer,
     static_field,
 )
+from agents.parallel import data_axis_names, data_mean
 from agents.networks import ActorCritic, activation_fn, conv_spec
 from envs.core import Box, Discrete, Space
 from rlkit.errors import RLKitError
@@ -65,9 +66,9 @@ __all__ = [
 class ActorCriticConfig(BaseConfig):
     """Fields every on-policy actor-critic agent (PPO, A2C) has."""
 
-    total_timesteps: int = static_field(500_000, low=1, high=INT32_MAX)
+    total_timesteps: int = static_field(500_000, low=1, high=INT32_MAX, split=True)
     """Env steps to train for, summed over the parallel envs of one seed."""
-    num_envs: int = static_field(4, low=1)
+    num_envs: int = static_field(4, low=1, split=True, divisible=True)
     """Parallel environments per seed."""
     rollout_length: int = static_field(128, low=1)
     """Env steps each env takes between two updates."""
@@ -242,7 +243,9 @@ class ActorCriticAgent(Agent):
 
         def step(scaler, inputs):
             reward_t, done_t = inputs
-            scaler = rlkit.reward_scaling_update(scaler, reward_t, done_t, config.gamma)
+            scaler = rlkit.reward_scaling_update(
+                scaler, reward_t, done_t, config.gamma, axis_name=data_axis_names()
+            )
             return scaler, rlkit.reward_scaling_apply(scaler, reward_t, clip=config.reward_clip)
 
         reward_norm, scaled = jax.lax.scan(step, reward_norm, (reward, done))
@@ -366,7 +369,9 @@ class ActorCriticAgent(Agent):
         )
         obs_norm = state.obs_norm
         if config.normalize_obs:
-            obs_norm = rlkit.running_stats_update(obs_norm, flat(rollout.obs.astype(jnp.float32)))
+            obs_norm = rlkit.running_stats_update(
+                obs_norm, flat(rollout.obs.astype(jnp.float32)), axis_name=data_axis_names()
+            )
         metrics = {
             "advantage_mean": jnp.mean(advantages),
             "value_mean": jnp.mean(values),
@@ -409,7 +414,12 @@ class ActorCriticAgent(Agent):
         log_prob, entropy = self.log_prob_entropy(head, batch.action)
         adv = batch.advantage
         if config.normalize_advantages:
-            adv = (adv - jnp.mean(adv)) / (jnp.std(adv) + 1e-8)
+            if data_axis_names() is None:
+                adv = (adv - jnp.mean(adv)) / (jnp.std(adv) + 1e-8)
+            else:  # the statistics of the whole minibatch, over the run's data shards
+                mean = data_mean(jnp.mean(adv))
+                std = jnp.sqrt(data_mean(jnp.mean(jnp.square(adv - mean))))
+                adv = (adv - mean) / (std + 1e-8)
         pg_loss, metrics = self.policy_loss(config, log_prob, batch, adv)
         value_loss = self.value_loss(config, value, batch)
         entropy = jnp.mean(entropy)

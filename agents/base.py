@@ -29,6 +29,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from agents.parallel import data_mean_gradients
 from envs.core import Box, Discrete, Space
 from rlkit.errors import RLKitError
 
@@ -53,13 +54,25 @@ __all__ = [
 INT32_MAX = 2**31 - 1
 
 
-def static_field(default: Any, *, low: float | None = None, high: float | None = None) -> Any:
+def static_field(
+    default: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    split: bool = False,
+    divisible: bool = False,
+) -> Any:
     """A config field that is a shape or count: not a pytree leaf, so it is never traced or vmapped.
 
     ``low`` / ``high`` (inclusive) are checked by ``check_field_ranges`` for numeric fields.
+    ``split`` marks a count summed over the env batch (``num_envs``, ``batch_size``...), which a
+    run on the ``data`` axis of a mesh divides among its shards (``agents.parallel.local_config``);
+    ``divisible`` requires it to divide exactly.
     """
     return dataclasses.field(
-        default=default, metadata={"pytree_node": False, "low": low, "high": high}
+        default=default,
+        metadata={"pytree_node": False, "low": low, "high": high, "split": split,
+                  "divisible": divisible},
     )
 
 
@@ -69,6 +82,7 @@ def hyperparameter(
     low: float | None = None,
     high: float | None = None,
     low_open: bool = False,
+    split: bool = False,
 ) -> Any:
     """A traced config field (a pytree leaf that ``jax.vmap`` can sweep) with an allowed range.
 
@@ -78,11 +92,14 @@ def hyperparameter(
       high: largest allowed value, inclusive (None: no bound).
       low_open: whether ``low`` is excluded (a learning rate must be > 0, not >= 0).
 
-    Every traced value must also be finite; ``check_field_ranges`` enforces both.
+    Every traced value must also be finite; ``check_field_ranges`` enforces both. ``split``: as
+    for ``static_field`` (a count of env steps summed over the env batch, e.g. ``learning_starts``).
     """
     return dataclasses.field(
         default=default,
-        metadata={"pytree_node": True, "low": low, "high": high, "low_open": low_open},
+        metadata={
+            "pytree_node": True, "low": low, "high": high, "low_open": low_open, "split": split
+        },
     )
 
 
@@ -150,9 +167,9 @@ class Transition(NamedTuple):
 class BaseConfig:
     """Fields every agent config has. Subclass with ``@struct.dataclass`` and add the agent's own."""
 
-    total_timesteps: int = static_field(100_000, low=1, high=INT32_MAX)
+    total_timesteps: int = static_field(100_000, low=1, high=INT32_MAX, split=True)
     """Env steps to train for, summed over the parallel envs of one seed."""
-    num_envs: int = static_field(4, low=1)
+    num_envs: int = static_field(4, low=1, split=True, divisible=True)
     """Parallel environments per seed (the one source of truth: the vector env is built with it)."""
     rollout_length: int = static_field(128, low=1)
     """Env steps each env takes between two calls of ``update``."""
@@ -306,14 +323,16 @@ def learning_rate_schedule(config: Any, grad_steps_per_update: int) -> optax.Sch
 def make_optimizer(
     config: Any, grad_steps_per_update: int, scale: optax.GradientTransformation
 ) -> optax.GradientTransformation:
-    """``clip_by_global_norm(config.max_grad_norm)``, then ``scale`` (Adam, RMSprop, ...), then
-    the learning-rate schedule of ``learning_rate_schedule``.
+    """The gradient averaged over the run's data axis (``agents.parallel.data_mean_gradients``,
+    the identity on one shard), ``clip_by_global_norm(config.max_grad_norm)``, then ``scale``
+    (Adam, RMSprop, ...), then the learning-rate schedule of ``learning_rate_schedule``.
 
     The state's last element is the schedule's ``ScaleByScheduleState`` (its ``count`` is the
     number of optimiser steps taken); ``current_learning_rate`` reads it.
     """
     schedule = learning_rate_schedule(config, grad_steps_per_update)
     return optax.chain(
+        data_mean_gradients(),
         optax.clip_by_global_norm(config.max_grad_norm),
         scale,
         optax.scale_by_schedule(lambda count: -schedule(count)),

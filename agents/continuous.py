@@ -47,6 +47,7 @@ from agents.base import (
     make_optimizer,
     static_field,
 )
+from agents.parallel import data_axis_names
 from agents.networks import ContinuousQNetwork, activation_fn
 from agents.off_policy import (
     OffPolicyAgent,
@@ -71,9 +72,9 @@ __all__ = [
 class ContinuousConfig(OffPolicyConfig):
     """Fields SAC, TD3 and DDPG share (the replay fields are ``OffPolicyConfig``'s)."""
 
-    total_timesteps: int = static_field(100_000, low=1, high=INT32_MAX)
+    total_timesteps: int = static_field(100_000, low=1, high=INT32_MAX, split=True)
     """Env steps to train for, summed over the parallel envs of one seed."""
-    num_envs: int = static_field(1, low=1)
+    num_envs: int = static_field(1, low=1, split=True, divisible=True)
     """Parallel environments per seed."""
     rollout_length: int = static_field(1, low=1)
     """Env steps each env takes between two updates (the train frequency is num_envs * this)."""
@@ -81,11 +82,11 @@ class ContinuousConfig(OffPolicyConfig):
     """Adam step size of the actor, the critics (and SAC's temperature)."""
     max_grad_norm: float = hyperparameter(1000.0, low=0.0, low_open=True)
     """Clip each network's gradient to this global norm (large: effectively off, as in SB3)."""
-    batch_size: int = static_field(256, low=1)
+    batch_size: int = static_field(256, low=1, split=True, divisible=True)
     """Windows sampled from the replay buffer per gradient step."""
-    buffer_size: int = static_field(1_000_000, low=1)
+    buffer_size: int = static_field(1_000_000, low=1, split=True)
     """Replay capacity in transitions per seed (each env keeps buffer_size // num_envs)."""
-    learning_starts: int = hyperparameter(100, low=0)
+    learning_starts: int = hyperparameter(100, low=0, split=True)
     """Env steps of uniformly random actions before gradient steps begin."""
     utd: float = static_field(1.0, low=0.0)
     """Update-to-data ratio: gradient steps per env step (summed over envs), used when
@@ -303,7 +304,9 @@ class ContinuousAgent(OffPolicyAgent):
         learner = state.learner
         obs_norm = learner.obs_norm
         if config.normalize_obs:
-            obs_norm = rlkit.running_stats_update(obs_norm, rollout.obs.astype(jnp.float32))
+            obs_norm = rlkit.running_stats_update(
+                obs_norm, rollout.obs.astype(jnp.float32), axis_name=data_axis_names()
+            )
         learner = learner._replace(
             obs_norm=obs_norm, noise=self.next_noise(config, learner, rollout)
         )

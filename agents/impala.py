@@ -41,6 +41,7 @@ from flax import struct
 import rlkit
 from agents.actor_critic import ActorCriticAgent, ActorCriticConfig, ActorCriticState
 from agents.base import INT32_MAX, Transition, hyperparameter, static_field
+from agents.parallel import data_axis_names
 from agents.registry import register_agent
 
 __all__ = ["IMPALA", "ImpalaBatch", "ImpalaConfig"]
@@ -50,9 +51,9 @@ __all__ = ["IMPALA", "ImpalaBatch", "ImpalaConfig"]
 class ImpalaConfig(ActorCriticConfig):
     """IMPALA hyperparameters (the paper's Atari settings where they apply)."""
 
-    total_timesteps: int = static_field(1_000_000, low=1, high=INT32_MAX)
+    total_timesteps: int = static_field(1_000_000, low=1, high=INT32_MAX, split=True)
     """Env steps to train for, summed over the parallel envs of one seed."""
-    num_envs: int = static_field(8, low=1)
+    num_envs: int = static_field(8, low=1, split=True, divisible=True)
     """Parallel environments per seed."""
     rollout_length: int = static_field(20, low=1)
     """Env steps each env takes between two updates (the unroll length of V-trace)."""
@@ -210,7 +211,9 @@ class IMPALA(ActorCriticAgent):
         obs_norm = state.obs_norm
         if config.normalize_obs:
             obs = rollout.obs.astype(jnp.float32)
-            obs_norm = rlkit.running_stats_update(obs_norm, obs.reshape((-1,) + obs.shape[2:]))
+            obs_norm = rlkit.running_stats_update(
+                obs_norm, obs.reshape((-1,) + obs.shape[2:]), axis_name=data_axis_names()
+            )
         return batch, state._replace(obs_norm=obs_norm, reward_norm=reward_norm)
 
     def update(

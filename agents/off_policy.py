@@ -53,9 +53,9 @@ __all__ = [
 class OffPolicyConfig(BaseConfig):
     """Fields every replay-based agent has. Traced fields can be vmapped over."""
 
-    total_timesteps: int = static_field(100_000, low=1, high=INT32_MAX)
+    total_timesteps: int = static_field(100_000, low=1, high=INT32_MAX, split=True)
     """Env steps to train for, summed over the parallel envs of one seed."""
-    num_envs: int = static_field(4, low=1)
+    num_envs: int = static_field(4, low=1, split=True, divisible=True)
     """Parallel environments per seed."""
     rollout_length: int = static_field(64, low=1)
     """Env steps each env takes between two updates (the train frequency is num_envs * this)."""
@@ -69,11 +69,11 @@ class OffPolicyConfig(BaseConfig):
     """Clip the gradient to this global norm (optax.clip_by_global_norm)."""
     gamma: float = hyperparameter(0.99, low=0.0, high=1.0)
     """Discount factor."""
-    batch_size: int = static_field(64, low=1)
+    batch_size: int = static_field(64, low=1, split=True, divisible=True)
     """Windows sampled from the replay buffer per gradient step."""
-    buffer_size: int = static_field(100_000, low=1)
+    buffer_size: int = static_field(100_000, low=1, split=True)
     """Replay capacity in transitions per seed (each env keeps buffer_size // num_envs)."""
-    learning_starts: int = hyperparameter(1000, low=0)
+    learning_starts: int = hyperparameter(1000, low=0, split=True)
     """Env steps of uniformly random play before gradient steps begin."""
     gradient_steps: int = static_field(128, low=1)
     """Gradient steps per update (per rollout)."""

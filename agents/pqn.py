@@ -66,9 +66,9 @@ __all__ = ["PQN", "PQNBatch", "PQNConfig", "PQNState", "pqn_epsilon", "pqn_loss"
 class PQNConfig(BaseConfig):
     """PQN hyperparameters. Traced fields can be vmapped over; static fields fix the program."""
 
-    total_timesteps: int = static_field(500_000, low=1, high=INT32_MAX)
+    total_timesteps: int = static_field(500_000, low=1, high=INT32_MAX, split=True)
     """Env steps to train for, summed over the parallel envs of one seed."""
-    num_envs: int = static_field(16, low=1)
+    num_envs: int = static_field(16, low=1, split=True, divisible=True)
     """Parallel environments per seed (PQN's decorrelation comes from many of them)."""
     rollout_length: int = static_field(128, low=1)
     """Env steps each env takes between two updates (the Q(lambda) horizon)."""

@@ -209,7 +209,10 @@ def _batch_stats(state: RunningMeanStd, batch: Array, mask: Array | None) -> Run
 
 
 def running_stats_update(
-    state: RunningMeanStd, batch: Array, mask: Array | None = None
+    state: RunningMeanStd,
+    batch: Array,
+    mask: Array | None = None,
+    axis_name: str | Sequence[str] | None = None,
 ) -> RunningMeanStd:
     """Folds a batch of samples into the running statistics.
 
@@ -218,6 +221,10 @@ def running_stats_update(
       batch: samples [*B, *S]; any number of leading batch axes (0 for a single sample).
       mask: optional [*B] boolean (or 0/1) array; samples where it is False do not count
         (e.g. the dummy step after an autoreset).
+      axis_name: when given (inside ``shard_map``, ``pmap`` or a ``vmap`` with ``axis_name``),
+        the batch is one device's part of a batch split over this mapped axis (or axes): the
+        parts' statistics are combined (``running_stats_psum``) before they are folded in, so
+        every device ends with the statistics of the whole batch.
 
     Returns:
       The updated statistics; unchanged if no sample counts.
@@ -225,7 +232,10 @@ def running_stats_update(
     Raises:
       RLKitError: if `batch` does not end in the sample shape or `mask` has the wrong shape.
     """
-    return running_stats_merge(state, _batch_stats(state, batch, mask))
+    stats = _batch_stats(state, batch, mask)
+    if axis_name is not None:
+        stats = running_stats_psum(stats, axis_name)
+    return running_stats_merge(state, stats)
 
 
 def running_stats_psum(state: RunningMeanStd, axis_name: str | Sequence[str]) -> RunningMeanStd:
@@ -326,6 +336,7 @@ def reward_scaling_update(
     done: Array,
     gamma: Numeric,
     mask: Array | None = None,
+    axis_name: str | Sequence[str] | None = None,
 ) -> RewardScalingState:
     """Advances each environment's discounted return and updates the return variance.
 
@@ -344,6 +355,8 @@ def reward_scaling_update(
       gamma: discount factor (scalar).
       mask: optional [N]; environments where it is False (e.g. the dummy step after a
         NEXT_STEP autoreset) keep their return and do not update the statistics.
+      axis_name: as for ``running_stats_update``: the N environments are one device's part
+        of an env batch split over this mapped axis, whose return statistics are combined.
 
     Returns:
       The new `RewardScalingState`.
@@ -358,7 +371,7 @@ def reward_scaling_update(
     valid = jnp.ones(reward.shape, bool) if mask is None else mask.astype(bool)
     check("reward_scaling_update", chex.assert_equal_shape, {"valid": valid, "reward": reward})
     returns = jnp.where(valid, gamma * state.returns + reward, state.returns)
-    stats = running_stats_update(state.return_stats, returns, valid)
+    stats = running_stats_update(state.return_stats, returns, valid, axis_name)
     returns = jnp.where(valid & done.astype(bool), jnp.zeros_like(returns), returns)
     return RewardScalingState(returns=returns, return_stats=stats)
 

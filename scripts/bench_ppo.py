@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 from agents.ppo import PPO  # noqa: E402  (jax not initialised yet)
 from agents.runtime.compile import compile_init_and_chunk  # noqa: E402
-from agents.runtime.devices import cpu_devices_flag  # noqa: E402
+from agents.runtime.devices import cpu_devices_flag, runs_sharding  # noqa: E402
 from agents.runtime.loop import init_runner, make_train_chunk  # noqa: E402
 from envs.wrappers import make_vec  # noqa: E402
 from scripts.bench_peers import FiveTupleStep  # noqa: E402
@@ -94,7 +94,9 @@ def _rlkit_program(
     runs = num_seeds if (spread and num_seeds > 1) else None  # outputs split over devices
 
     def compile_both(key):
-        return compile_init_and_chunk(init, (key,), step, lambda state: (state,), runs)
+        return compile_init_and_chunk(
+            init, (key,), step, lambda state: (state,), runs and runs_sharding(runs)
+        )
 
     return _Program(init, step, config.num_updates // per, per * config.steps_per_update,
                     compile_both)

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 import agents  # noqa: E402  (jax not initialised yet)
 from agents.runtime.compile import compile_init_and_chunk  # noqa: E402
-from agents.runtime.devices import cpu_devices_flag  # noqa: E402
+from agents.runtime.devices import cpu_devices_flag, runs_sharding  # noqa: E402
 from agents.runtime.loop import init_runner, make_train_chunk  # noqa: E402
 from envs.wrappers import make_vec  # noqa: E402
 from scripts.bench_peers import FiveTupleStep, Program, chunk_updates, seeded  # noqa: E402
@@ -120,7 +120,9 @@ def _rlkit_program(agent_name: str, num_seeds: int, num_chunks: int) -> Program:
     runs = num_seeds if num_seeds > 1 else None
 
     def compile_both(key):
-        return compile_init_and_chunk(init, (key,), step, lambda state: (state,), runs)
+        return compile_init_and_chunk(
+            init, (key,), step, lambda state: (state,), runs and runs_sharding(runs)
+        )
 
     return Program(
         init, step, config.num_updates // per, per * config.steps_per_update, compile_both

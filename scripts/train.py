@@ -28,7 +28,7 @@ import agents  # noqa: E402
 from agents.base import config_from_dict  # noqa: E402
 from agents.runs.files import read_run_config  # noqa: E402
 from agents.runs.spec import RunArgs, args_from_run_config  # noqa: E402
-from agents.training import train  # noqa: E402
+from agents.training import distributed, train  # noqa: E402
 from rlkit.errors import RLKitError  # noqa: E402
 from scripts import cli  # noqa: E402
 
@@ -50,14 +50,37 @@ def _pre_parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--agent", default=None)
     p.add_argument("--env", default=None)
     p.add_argument("--resume", default=None)
+    p.add_argument("--coordinator-address", default=None)
+    p.add_argument("--num-processes", default=None)
+    p.add_argument("--process-id", default=None)
     ns, _ = p.parse_known_args(argv)
     return ns
+
+
+def _join_processes(argv: list[str]) -> None:
+    """Start ``jax.distributed`` first, when the command asks for several processes."""
+    pre = _pre_parse(argv)
+    counts = {}
+    for name in ("num_processes", "process_id"):
+        value = getattr(pre, name)
+        try:
+            counts[name] = None if value is None else int(value)
+        except ValueError:
+            flag = "--" + name.replace("_", "-")
+            raise RLKitError(f"{flag}: expected an integer, got {value!r}") from None
+    distributed.initialize(pre.coordinator_address, **counts)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv, debug = cli.pop_debug(list(sys.argv[1:] if argv is None else argv))
     cli.setup_jax()
-    return cli.run_cli(lambda: _main(argv), debug)
+
+    def run() -> int:
+        _join_processes(argv)
+        with distributed.stop_on_peer_failure():
+            return _main(argv)
+
+    return cli.run_cli(run, debug)
 
 
 def _main(argv: list[str]) -> int:

@@ -17,7 +17,9 @@ PACKAGES = ("rlkit", "envs", "agents", "scripts")
 
 #: envs modules that bridge to Gymnasium (or other suites); the pure envs never import them.
 ENV_BRIDGES = ("envs.gymnasium", "envs.host", "envs.adapters", "envs.gymnax_compat")
-CONTRACT = ("agents.base", "agents.registry", "agents.networks", "agents.presets")
+CONTRACT = (
+    "agents.base", "agents.registry", "agents.networks", "agents.presets", "agents.parallel"
+)
 
 
 def layer(module: str) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 
 import envs
 from agents.base import Agent, check_field_ranges, config_from_dict, config_to_dict, stack_configs
+from agents.parallel import MeshShape, local_config, parse_mesh
 from agents.registry import get_agent
 from agents.runs import files
 from envs.host import is_gymnasium_id, rlkit_id, spaces_from_gymnasium
@@ -93,6 +94,17 @@ class RunArgs:
     lag by up to --pipeline-max-lag updates while the learner trains."""
     pipeline_max_lag: int = 1
     """--pipeline async: the most updates the acting policy may lag the learner (>= 1)."""
+    mesh: str | None = None
+    """Device mesh of the compiled backend, e.g. runs=4,data=2: runs split over 'runs' devices,
+    each run's env batch (and replay) over 'data' devices with averaged gradients. Default: no
+    data axis, the runs over every device (see docs/scaling.md)."""
+    coordinator_address: str | None = None
+    """Several processes (hosts): HOST:PORT of process 0's coordinator (jax.distributed); with
+    --num-processes and --process-id. Picked up from the cluster (SLURM, ...) when left out."""
+    num_processes: int | None = None
+    """Several processes: how many take part (with --coordinator-address)."""
+    process_id: int | None = None
+    """Several processes: this process's index in [0, --num-processes)."""
 
 
 def _field_is_int(f: dataclasses.Field) -> bool:
@@ -162,6 +174,7 @@ class BuiltRun:
     sweep_points: list[dict]  # the grid of overrides, one per point
     backend: str  # "jax" or "gymnasium"
     env_id: str  # the id the backend runs: an rlkit id for "jax", a Gymnasium id otherwise
+    mesh_shape: MeshShape = MeshShape()  # the device grid of the compiled backend (--mesh)
 
     @property
     def num_runs(self) -> int:
@@ -223,6 +236,12 @@ def _check_args(args: RunArgs) -> None:
     lag = args.pipeline_max_lag
     if isinstance(lag, bool) or not isinstance(lag, (int, np.integer)) or lag < 1:
         raise RLKitError(f"--pipeline-max-lag: expected an integer >= 1, got {lag!r}")
+    for name in ("num_processes", "process_id"):
+        value = getattr(args, name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0
+        ):
+            raise RLKitError(f"--{name.replace('_', '-')}: expected an integer >= 0, got {value!r}")
     if args.final_policy not in ("best", "last"):
         raise RLKitError(f"--final-policy: expected 'best' or 'last', got {args.final_policy!r}")
 
@@ -291,16 +310,21 @@ def build(args: RunArgs, config: Any) -> BuiltRun:
         raise RLKitError(
             "--num-seeds/--sweep: the host (Gymnasium) backend trains one run at a time"
         )
+    mesh_shape = parse_mesh(args.mesh)
+    if backend == "gymnasium" and mesh_shape != MeshShape():
+        raise RLKitError("--mesh: the host (Gymnasium) backend runs on one device")
     obs_space, act_space = env_spaces(backend, env_id)
     agent = agent_cls(obs_space, act_space)
     configs = run_configs(config, sweep_points, args.num_seeds)
     for point, run_config in zip(sweep_points, configs[:: args.num_seeds]):
         try:
             agent.check_config(run_config)
+            # What each shard of the mesh's data axis runs must be a valid config too.
+            agent.check_config(local_config(run_config, mesh_shape.data))
         except RLKitError as e:
             where = f" (sweep point {point})" if point else ""
             raise RLKitError(f"{e}{where}") from None
-    return BuiltRun(args, agent, config, configs, sweep_points, backend, env_id)
+    return BuiltRun(args, agent, config, configs, sweep_points, backend, env_id, mesh_shape)
 
 
 def default_out(args: RunArgs) -> str:

@@ -7,7 +7,6 @@ from typing import Any, Callable
 
 import jax
 
-from agents.runtime.devices import runs_sharding
 
 __all__ = ["ONCE_COMPILER_OPTIONS", "compile_once", "compile_init_and_chunk"]
 
@@ -33,7 +32,7 @@ def compile_init_and_chunk(
     init_args: tuple,
     chunk: Callable,
     chunk_args: Callable[[Any], tuple],
-    num_runs: int | None = None,
+    out_sharding: Any = None,
 ) -> tuple[Callable, Callable]:
     """Compiles a run's init program and its training-chunk program at the same time.
 
@@ -48,8 +47,8 @@ def compile_init_and_chunk(
       chunk: the chunk function, jitted (``jax.jit(..., donate_argnums=...)``) or plain.
       chunk_args: maps the init's output, as ``jax.ShapeDtypeStruct`` leaves, to the chunk's
         arguments.
-      num_runs: when ``init`` is mapped with ``vmap_runs(..., num_runs)``, its output's sharding
-        over devices is ``runs_sharding(num_runs)``, and the chunk is compiled for it.
+      out_sharding: the placement of the init's outputs over devices (``RunMesh.sharding()``),
+        which the chunk is compiled for; None: one device.
 
     Returns:
       ``(compiled_init, compiled_chunk)``.
@@ -67,10 +66,9 @@ def compile_init_and_chunk(
     thread.start()
     try:
         state = lowered_init.out_info
-        sharding = None if num_runs is None else runs_sharding(num_runs)
-        if sharding is not None:
+        if out_sharding is not None:
             state = jax.tree.map(
-                lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), state
+                lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=out_sharding), state
             )
         jitted = chunk if hasattr(chunk, "lower") else jax.jit(chunk)
         compiled_chunk = jitted.lower(*chunk_args(state)).compile()

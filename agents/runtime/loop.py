@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from agents.base import Agent, Transition
+from agents.parallel import data_mean, data_size, data_sum, fold_in_shard
 from agents.registry import get_agent
 from envs.wrappers import make_vec
 from rlkit.errors import RLKitError
@@ -53,8 +54,8 @@ def init_runner(agent: Agent, venv, env_params, config, key: chex.PRNGKey) -> Ru
             f"{config.num_envs}; build it with envs.wrappers.make_vec(env, config.num_envs)"
         )
     key, k_agent, k_env = jax.random.split(key, 3)
-    agent_state = agent.init(config, k_agent)
-    obs, env_state = venv.reset(k_env, env_params)
+    agent_state = agent.init(config, k_agent)  # the same on every data shard
+    obs, env_state = venv.reset(fold_in_shard(k_env), env_params)
     return RunnerState(agent_state, env_state, obs, key, jnp.zeros((), jnp.int32))
 
 
@@ -77,9 +78,9 @@ def collect_rollout(
 
     def step(carry: RunnerState, _):
         key, k_act, k_env = jax.random.split(carry.key, 3)
-        action, extras = agent.act(config, carry.agent_state, carry.obs, k_act)
+        action, extras = agent.act(config, carry.agent_state, carry.obs, fold_in_shard(k_act))
         obs, env_state, reward, terminated, truncated, info = venv.step(
-            k_env, carry.env_state, action, env_params
+            fold_in_shard(k_env), carry.env_state, action, env_params
         )
         tr = Transition(carry.obs, action, reward, terminated, truncated, info["final_obs"], extras)
         carry = carry._replace(env_state=env_state, obs=obs, key=key)
@@ -90,14 +91,21 @@ def collect_rollout(
 
 
 def train_iteration(agent: Agent, venv, env_params, config, rs: RunnerState):
-    """Collect one rollout and update once. Returns ``(rs, metrics)``."""
+    """Collect one rollout and update once. Returns ``(rs, metrics)``.
+
+    On the data axis of a mesh (``agents.parallel``) ``config`` is one shard's (its share of the
+    envs); the metrics are then the whole run's: losses averaged and episode sums added over the
+    shards, ``env_steps`` counted over all of them.
+    """
     rs, rollout, ep = collect_rollout(agent, venv, env_params, config, rs)
     key, k_update = jax.random.split(rs.key)
-    agent_state, metrics = agent.update(config, rs.agent_state, rollout, k_update)
+    agent_state, metrics = agent.update(config, rs.agent_state, rollout, fold_in_shard(k_update))
     rs = rs._replace(agent_state=agent_state, key=key, update_step=rs.update_step + 1)
-    metrics = dict(metrics)
-    metrics.update(ep)
-    metrics["env_steps"] = rs.update_step * config.num_envs * config.rollout_length
+    metrics = data_mean(dict(metrics))
+    metrics.update(data_sum(ep))
+    metrics["env_steps"] = (
+        rs.update_step * config.num_envs * data_size() * config.rollout_length
+    )
     return rs, metrics
 
 

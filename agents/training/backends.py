@@ -28,7 +28,9 @@ import numpy as np
 from agents.runs import files
 from agents.runs.spec import BuiltRun
 from agents.runtime.compile import compile_init_and_chunk
-from agents.runtime.devices import vmap_runs
+from agents.base import stack_configs
+from agents.parallel import local_config
+from agents.runtime.devices import RunMesh, is_writer
 from agents.runtime.host_loop import (
     HostRunnerState,
     host_init,
@@ -90,42 +92,64 @@ class Backend(abc.ABC):
 
 
 class CompiledBackend(Backend):
-    """rlkit JAX envs: the whole chunk of every run in one jitted program."""
+    """rlkit JAX envs: the whole chunk of every run in one jitted program over the device mesh
+    (``agents.runtime.devices.RunMesh``: runs split over the ``runs`` axis, each run's env batch
+    over the ``data`` axis; ``--mesh``)."""
 
     eval_backend = "jax"
 
     def start(self) -> None:
         built = self.built
-        agent, config = built.agent, built.config
+        agent = built.agent
         R = built.num_runs
+        self.mesh = mesh = RunMesh(R, built.mesh_shape)
+        shards = mesh.shards
+        # One shard's view of every run: its share of the envs, replay and batch.
+        local = [local_config(c, shards) for c in built.configs]
+        for c in local:
+            agent.check_config(c)
+        config = local_config(built.config, shards)
         venv, env_params = make_vec(built.env_id, config.num_envs)
         self.env_params = env_params
         # Without a sweep every run shares one config; with one, each run gets its own row.
-        self.cfg_arg = built.stacked_configs if built.swept else config
         cfg_axis = 0 if built.swept else None
+        if built.swept:
+            self.cfg_arg = mesh.put(mesh.pad(jax.tree.map(np.asarray, stack_configs(local))))
+        else:
+            self.cfg_arg = config
 
         def init_all(cfg, keys):
-            return vmap_runs(
-                lambda c, k: init_runner(agent, venv, env_params, c, k), R, in_axes=(cfg_axis, 0)
+            return mesh.map(
+                lambda c, k: init_runner(agent, venv, env_params, c, k), (cfg_axis, 0)
             )(cfg, keys)
 
         def chunk_fn(n):
             chunk = make_train_chunk(agent, venv, env_params, n)
-            return jax.jit(vmap_runs(chunk, R, in_axes=(cfg_axis, 0)), donate_argnums=1)
+            return jax.jit(mesh.map(chunk, (cfg_axis, 0), (False, True)), donate_argnums=1)
 
         self._chunk_fn = chunk_fn
         keys = jax.random.split(jax.random.PRNGKey(built.args.seed), R)
+        keys = mesh.put(mesh.pad(jax.device_get(keys)))
         t0 = time.perf_counter()
         compiled_init, compiled = compile_init_and_chunk(
             init_all,
             (self.cfg_arg, keys),
             chunk_fn(self.updates_per_chunk),
             lambda state: (self.cfg_arg, state),
-            R,
+            mesh.sharding(),
         )
         self.compile_s = time.perf_counter() - t0
         self._chunks = {self.updates_per_chunk: compiled}
         self.state = compiled_init(self.cfg_arg, keys)
+        # The evaluation parameters of every run, read from its first shard (all shards agree).
+        first = (lambda x: x[:, 0]) if mesh.sharded else (lambda x: x)
+        self._policy_params = jax.jit(
+            lambda s: jax.vmap(agent.policy_params)(jax.tree.map(first, s.agent_state))
+        )
+
+    def _runs(self, tree: Any) -> Any:
+        """Gathered host arrays without the padded runs (and, for metrics, the shard axis)."""
+        return jax.tree.map(lambda x: x[: self.num_runs], self.mesh.gather(tree))
 
     def run(self, num_updates: int) -> dict[str, np.ndarray]:
         if num_updates not in self._chunks:
@@ -133,21 +157,25 @@ class CompiledBackend(Backend):
                 self._chunk_fn(num_updates).lower(self.cfg_arg, self.state).compile()
             )
         self.state, metrics = self._chunks[num_updates](self.cfg_arg, self.state)
-        return jax.device_get(metrics)
+        metrics = self._runs(metrics)
+        if self.mesh.sharded:  # every shard reports the run's (averaged) metrics
+            metrics = jax.tree.map(lambda x: x[:, 0], metrics)
+        return metrics
 
     def save(self, run_dir: str, meta: dict) -> None:
-        files.save_checkpoint(run_dir, self.state, meta)
+        state = self._runs(self.state)  # a collective with several processes: all call it
+        if is_writer():
+            files.save_checkpoint(run_dir, state, meta)
 
     def restore(self, run_dir: str) -> dict:
-        loaded, meta, _ = files.load_checkpoint(run_dir, self.state)
-        # Place the restored arrays as the fresh state is placed (split over devices or not).
-        self.state = jax.tree.map(
-            lambda new, old: jax.device_put(new, old.sharding), loaded, self.state
-        )
+        template = self._runs(self.state)
+        loaded, meta, _ = files.load_checkpoint(run_dir, template)
+        # Place the restored runs as the fresh state is placed (padded, split over the mesh).
+        self.state = self.mesh.put(self.mesh.pad(loaded), shard_axis=True)
         return meta
 
     def policy_params(self) -> Any:
-        return jax.device_get(jax.vmap(self.built.agent.policy_params)(self.state.agent_state))
+        return self._runs(self._policy_params(self.state))
 
 
 class HostBackend(Backend):

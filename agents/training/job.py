@@ -12,15 +12,18 @@ policy on Gymnasium's own env and writes ``summary.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any
 
+import jax
 import numpy as np
 
 from agents.evaluation import evaluate
 from agents.policy import load_policy, resolve_policy_choice
 from agents.runs import files
+from agents.runtime.devices import RunMesh, is_writer
 from agents.runs.spec import (
     BuiltRun,
     RunArgs,
@@ -117,8 +120,9 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
     every_eval = eval_every(args, config)
     per_chunk = backend.updates_per_chunk
 
-    metrics_out = files.MetricsWriter(out, resume=bool(args.resume))
-    tb = TensorBoard(out, R)
+    writer = is_writer()  # with several processes, process 0 alone writes the run directory
+    metrics_out = files.MetricsWriter(out, resume=bool(args.resume)) if writer else _NoFiles()
+    tb = TensorBoard(out, R) if writer else _NoFiles()
     done_updates = 0
     first_loss = [None] * R  # each run's first logged non-zero |loss|, for loss_growth
     if args.resume:
@@ -212,13 +216,14 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
                         f"run {int(bad[0])}: a policy parameter became non-finite by env step "
                         f"{env_steps}; training stopped, {_kept(last_good)}"
                     )
-                if tracker is not None:
+                if tracker is not None and writer:
                     tracker.save(out)  # before the checkpoint: a resume never sees a stale best
-                backend.save(
+                backend.save(  # every process takes part (it gathers the state); 0 writes
                     out,
                     {"env_steps": env_steps, "update_step": done_updates, "first_loss": first_loss},
                 )
-                files.save_policy_params(out, params)
+                if writer:
+                    files.save_policy_params(out, params)
                 last_good = env_steps
                 next_ckpt = (env_steps // args.checkpoint_every + 1) * args.checkpoint_every
     finally:
@@ -245,6 +250,22 @@ def _loop(built: BuiltRun, backend: Backend, out: str, t_start: float) -> dict:
     }
 
 
+def _run_backend(built: BuiltRun, out: str, t_start: float) -> dict:
+    """Build the backend, run the training loop, close the backend; the loop's summary."""
+    args, config = built.args, built.config
+    every_eval = eval_every(args, config)
+    every = min(args.log_every, every_eval) if every_eval > 0 else args.log_every
+    per_chunk = chunk_updates(config.num_updates, max(1, every // config.steps_per_update))
+    backend = make_backend(built, per_chunk)
+    try:
+        backend.start()
+        summary = _loop(built, backend, out, t_start)
+    finally:
+        backend.close()
+    summary["run_dir"] = out
+    return summary
+
+
 def _final_eval(built: BuiltRun, out: str) -> dict | None:
     args = built.args
     if not is_gymnasium_id(args.env):
@@ -262,14 +283,36 @@ def _final_eval(built: BuiltRun, out: str) -> dict | None:
     return summary
 
 
+class _NoFiles:
+    """What a process other than 0 has instead of the log writers: nothing is written."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
 def train(args: RunArgs, config: Any) -> dict:
-    """Run a whole training job. Returns a summary dict (also written to ``DIR/summary.json``)."""
+    """Run a whole training job. Returns a summary dict (also written to ``DIR/summary.json``).
+
+    With several processes (``agents.training.distributed``) every process calls it with the
+    same arguments; process 0 writes the run directory, prints and evaluates at the end.
+    """
     t_start = time.perf_counter()
+    if jax.process_count() > 1:
+        if not (args.out or args.resume):
+            raise RLKitError(
+                "--out: a job of several processes needs the run directory named (--out DIR "
+                "on a filesystem every process sees)"
+            )
+        if not is_writer():
+            args = dataclasses.replace(args, quiet=True)
     built = build(args, config)  # validates everything before any file is written
+    if built.backend == "jax":
+        RunMesh(built.num_runs, built.mesh_shape)  # --mesh against the devices there are
+    if not is_writer():  # the same loop over this process's shards, writing nothing
+        summary = _run_backend(built, args.resume or args.out, t_start)
+        summary["wall_time_s"] = time.perf_counter() - t_start
+        return summary
     out, payload = _prepare_out(args, built)
-    every_eval = eval_every(args, config)
-    every = min(args.log_every, every_eval) if every_eval > 0 else args.log_every
-    per_chunk = chunk_updates(config.num_updates, max(1, every // config.steps_per_update))
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
@@ -278,13 +321,7 @@ def train(args: RunArgs, config: Any) -> dict:
         files.clean_stale(out)
         if not args.resume:
             files.write_run_config(out, payload)
-        backend = make_backend(built, per_chunk)
-        try:
-            backend.start()
-            summary = _loop(built, backend, out, t_start)
-        finally:
-            backend.close()
-        summary["run_dir"] = out
+        summary = _run_backend(built, out, t_start)
         if args.eval_episodes > 0:
             summary["eval"] = _final_eval(built, out)
         summary["wall_time_s"] = time.perf_counter() - t_start

@@ -1,0 +1,224 @@
+"""The device mesh (``agents.runtime.devices.RunMesh``): the runs and data axes, padding, and jobs of
+several processes on ``jax.distributed``.
+
+The device count is fixed when JAX starts, so every check runs in subprocesses: one with four
+forced CPU devices (a 2x2 mesh), and pairs of processes on localhost that talk through gloo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN = os.path.join(ROOT, "scripts", "train.py")
+
+
+def _env(devices: int) -> dict:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (
+        f"--xla_cpu_multi_thread_eigen=false --xla_force_host_platform_device_count={devices}"
+    )
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+FOUR_DEVICES = textwrap.dedent(
+    r"""
+    import jax, numpy as np
+    assert len(jax.devices()) == 4, jax.devices()
+    from agents.parallel import MeshShape, local_config
+    from agents.registry import get_agent
+    from agents.runtime.devices import RunMesh
+    from agents.runtime.loop import init_runner, make_train_chunk
+    from envs.wrappers import make_vec
+
+    def train(name, env_id, overrides, mesh, runs, updates=2):
+        config = local_config(get_agent(name).default_config(env_id, **overrides), mesh.shards)
+        venv, ep = make_vec(env_id, config.num_envs)
+        agent = get_agent(name)(venv.observation_space(ep), venv.action_space(ep))
+        init = jax.jit(mesh.map(lambda c, k: init_runner(agent, venv, ep, c, k), (None, 0)))
+        chunk = make_train_chunk(agent, venv, ep, updates)
+        step = jax.jit(mesh.map(chunk, (None, 0), (False, True)))
+        keys = np.asarray(jax.random.split(jax.random.PRNGKey(0), runs))
+        rs, metrics = step(config, init(config, mesh.put(mesh.pad(keys))))
+        return jax.device_get(rs), jax.device_get(metrics), (agent, venv, ep, config, chunk)
+
+    def close(a, b, what, rtol=1e-4, atol=1e-5):
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64),
+                                       rtol=rtol, atol=atol, err_msg=what)
+
+    PPO = ("ppo", "CartPole-v1", dict(total_timesteps=4096, num_envs=4, rollout_length=32,
+                                       normalize_obs=True))
+    DQN = ("dqn", "CartPole-v1", dict(total_timesteps=4096, num_envs=4, rollout_length=16,
+                                       learning_starts=64, batch_size=32, buffer_size=512,
+                                       gradient_steps=4))
+
+    # 1. The runs axis: 3 runs on a runs axis of 2 devices are padded to 4, and the 3 real runs
+    #    compute exactly what plain vmap computes on one device.
+    mesh = RunMesh(3, MeshShape(runs=2))
+    assert mesh.padded_runs == 4
+    rs, m, (agent, venv, ep, config, chunk) = train(*PPO, mesh, 3)
+    assert jax.tree.leaves(rs.agent_state)[0].shape[0] == 4
+    init1 = jax.jit(jax.vmap(lambda k: init_runner(agent, venv, ep, config, k)))
+    rs1, m1 = jax.jit(jax.vmap(chunk, in_axes=(None, 0)))(
+        config, init1(jax.random.split(jax.random.PRNGKey(0), 3)))
+    first3 = lambda tree: jax.tree.map(lambda x: np.asarray(x)[:3], tree)
+    close(first3(rs.agent_state), rs1.agent_state, "runs axis != vmap", rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(m["episode_count"][:3], np.asarray(m1["episode_count"]))
+
+    # 3. The data axis: a 2x2 mesh (2 runs x 2 shards, one device each) computes what one device
+    #    computes for the same 2 shards of each run (vmapped there), for on- and off-policy agents.
+    for spec in (PPO, DQN):
+        a, ma, (agent, *_) = train(*spec, RunMesh(2, MeshShape(runs=2, data=2)), 2)
+        b, mb, _ = train(*spec, RunMesh(2, MeshShape(1, 1), shards=2, devices=jax.devices()[:1]), 2)
+        close(a.agent_state, b.agent_state, f"{spec[0]}: 2x2 mesh != one device")
+        params = jax.vmap(jax.vmap(agent.policy_params))(a.agent_state)
+        for x in jax.tree.leaves(params):  # both shards of a run hold the same parameters
+            np.testing.assert_allclose(x[:, 0], x[:, 1], rtol=1e-6, atol=1e-7)
+        if spec is PPO:  # normaliser statistics merged over the shards: every env counted
+            np.testing.assert_allclose(a.agent_state.obs_norm.count, 2 * 4 * 32)
+        assert not np.allclose(a.obs[:, 0], a.obs[:, 1])  # the shards step different envs
+        steps = 2 * 4 * (16 if spec is DQN else 32)  # counted over both shards
+        np.testing.assert_array_equal(ma["env_steps"][:, :, -1], steps)
+    print("OK")
+    """
+)
+
+
+def test_two_by_two_mesh_runs_data_and_padding():
+    proc = subprocess.run(
+        [sys.executable, "-c", FOUR_DEVICES], env=_env(4), cwd=ROOT, capture_output=True,
+        text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert proc.stdout.strip().endswith("OK")
+
+
+def _train(args: list[str], devices: int, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, TRAIN, *args], env=_env(devices), cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _processes(args: list[str], n: int = 2) -> list[subprocess.Popen]:
+    address = f"localhost:{_free_port()}"
+    return [
+        _train(args + ["--coordinator-address", address, "--num-processes", str(n),
+                       "--process-id", str(i)], devices=1)
+        for i in range(n)
+    ]
+
+
+def _finish(procs: list[subprocess.Popen], timeout: float = 300) -> list[tuple[int, str]]:
+    out = []
+    for p in procs:
+        _, err = p.communicate(timeout=timeout)
+        out.append((p.returncode, err))
+    return out
+
+
+def _params(run_dir: str) -> list[np.ndarray]:
+    sys.path.insert(0, ROOT)
+    import jax
+
+    import agents
+
+    seeds = json.load(open(os.path.join(run_dir, "config.json")))["num_runs"]
+    return [
+        np.concatenate([np.ravel(x) for x in jax.tree.leaves(
+            agents.load_policy(run_dir, seed=s, which="last")[0].params)])
+        for s in range(seeds)
+    ]
+
+
+BASE = ["--total-timesteps", "2048", "--log-every", "512", "--checkpoint-every", "1024",
+        "--eval-episodes", "0", "--eval-every", "0", "--quiet"]
+PPO = ["--agent", "ppo", "--num-envs", "4", "--rollout-length", "32", *BASE]
+DQN = ["--agent", "dqn", "--num-envs", "4", "--rollout-length", "16", "--learning-starts",
+       "128", "--gradient-steps", "4", "--buffer-size", "1024", *BASE]
+
+
+def test_two_processes_split_seeds_and_data(tmp_path):
+    # Seeds: 2 seeds over 2 processes (one device each) == the same 2 seeds in one process.
+    # Data: one run whose env batch is split over the 2 processes == the same split over the
+    # 2 devices of one process. Both pairs and both single runs are started together.
+    seeds2, seeds1 = str(tmp_path / "seeds2"), str(tmp_path / "seeds1")
+    data2, data1 = str(tmp_path / "data2"), str(tmp_path / "data1")
+    jobs = _processes(PPO + ["--num-seeds", "2", "--out", seeds2])
+    jobs.append(_train(PPO + ["--num-seeds", "2", "--mesh", "runs=1", "--out", seeds1], 1))
+    jobs += _processes(DQN + ["--mesh", "data=2", "--out", data2])
+    jobs.append(_train(DQN + ["--mesh", "data=2", "--out", data1], 2))
+    for code, err in _finish(jobs):
+        assert code == 0, err[-3000:]
+    for a, b in zip(_params(seeds2), _params(seeds1)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(_params(data2), _params(data1)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # Process 0 alone wrote the run directory, once per logged chunk.
+    rows = open(os.path.join(seeds2, "metrics.csv")).read().strip().splitlines()
+    assert len(rows) == 1 + 2 * (2048 // 512)
+
+
+def test_a_dead_process_stops_the_other_and_the_run_resumes_on_one(tmp_path):
+    out = str(tmp_path / "run")
+    args = PPO[:PPO.index("--total-timesteps")] + [
+        "--total-timesteps", "400000", "--log-every", "1024", "--checkpoint-every", "1024",
+        "--eval-episodes", "0", "--eval-every", "0", "--quiet", "--num-seeds", "2", "--out", out,
+    ]
+    first, second = _processes(args)
+    deadline = time.monotonic() + 240
+    while not os.path.exists(os.path.join(out, "checkpoint.json")):
+        assert time.monotonic() < deadline and first.poll() is None, first.stderr.read()[-3000:]
+        time.sleep(0.2)
+    second.kill()
+    t0 = time.monotonic()
+    _, err = first.communicate(timeout=60)
+    stopped_after = time.monotonic() - t0
+    assert first.returncode == 2, err[-3000:]
+    assert "another process died?" in err or "stopped responding" in err, err[-3000:]
+    assert stopped_after < 30, stopped_after
+    second.communicate()
+    saved = json.load(open(os.path.join(out, "checkpoint.json")))["env_steps"]
+    assert 0 < saved < 400000
+    # The 2-process checkpoint restores in one process (both seeds on its two devices); only a
+    # short stretch is trained further: a resumed run keeps the run's total, so it is cut by
+    # stopping after its next checkpoint.
+    resumed = _train(["--resume", out, "--quiet"], devices=2)
+    deadline = time.monotonic() + 240
+    while json.load(open(os.path.join(out, "checkpoint.json")))["env_steps"] <= saved:
+        assert time.monotonic() < deadline and resumed.poll() is None, resumed.stderr.read()[-3000:]
+        time.sleep(0.2)
+    resumed.kill()
+    resumed.communicate()
+    assert json.load(open(os.path.join(out, "checkpoint.json")))["env_steps"] > saved
+
+
+@pytest.mark.parametrize(
+    "mesh, message",
+    [("runs=0", "--mesh: runs must be a positive integer"),
+     ("data=4", "--mesh: data=4 must divide the number of devices (2)"),
+     ("runs=2,runs=1", "--mesh: expected runs=N,data=M"), ("runs=4,data=2", "needs 8 devices")],
+)
+def test_bad_mesh_is_one_line(mesh, message):
+    proc = _train(["--agent", "ppo", "--mesh", mesh, "--quiet"], devices=2)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and message in err, err[-2000:]
+    assert "Traceback" not in err
