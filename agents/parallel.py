@@ -21,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import chex
 import jax
@@ -32,20 +33,20 @@ import optax
 from rlkit.errors import RLKitError
 
 __all__ = [
-    "MeshShape",
-    "parse_mesh",
     "DataAxis",
+    "MeshShape",
     "bind_data_axis",
     "data_axis_names",
-    "data_size",
     "data_index",
-    "data_mean",
-    "data_sum",
     "data_max",
-    "fold_in_shard",
+    "data_mean",
     "data_mean_gradients",
-    "split_field",
+    "data_size",
+    "data_sum",
+    "fold_in_shard",
     "local_config",
+    "parse_mesh",
+    "split_field",
 ]
 
 

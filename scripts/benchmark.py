@@ -7,6 +7,7 @@
     python scripts/benchmark.py qlearning    # PQN, DQN (IQN): rlkit vs rejax, 1 and 8 seeds
     python scripts/benchmark.py eval         # vectorised evaluation vs a make_vec loop
     python scripts/benchmark.py host         # DQN on LunarLander: host backend, pipeline, SB3
+    python scripts/benchmark.py scaling      # PPO env steps/s over mesh shapes of 1..N devices
 
 Peers come from the [bench] extra (pip install -e ".[bench]"); a missing peer is skipped with a note.
 Figures for this repository are recorded in docs/benchmarks.md with the machine that made them.
@@ -29,6 +30,7 @@ SUITES = {
     "eval": "scripts.bench_eval",
     "qlearning": "scripts.bench_qlearning",
     "host": "scripts.bench_host",
+    "scaling": "scripts.bench_scaling",
 }
 
 

@@ -22,15 +22,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tyro  # noqa: E402
+import tyro
 
-import agents  # noqa: E402
-from agents.base import config_from_dict  # noqa: E402
-from agents.runs.files import read_run_config  # noqa: E402
-from agents.runs.spec import RunArgs, args_from_run_config  # noqa: E402
-from agents.training import distributed, train  # noqa: E402
-from rlkit.errors import RLKitError  # noqa: E402
-from scripts import cli  # noqa: E402
+import agents
+from agents.base import config_from_dict
+from agents.runs.files import read_run_config
+from agents.runs.spec import RunArgs, args_from_run_config
+from agents.training import distributed, train
+from rlkit.errors import RLKitError
+from scripts import cli
 
 
 def _one_line(box: str) -> str:

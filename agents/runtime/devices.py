@@ -18,19 +18,29 @@ holds the shards of its own devices (``put`` builds the global arrays, ``gather`
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
+from jax._src import distributed as _jax_distributed
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from agents.parallel import DataAxis, MeshShape, bind_data_axis
 from rlkit.errors import RLKitError
 
-__all__ = ["cpu_devices_flag", "RunMesh", "is_writer", "vmap_runs", "runs_sharding"]
+__all__ = [
+    "RunMesh",
+    "cpu_devices_flag",
+    "is_writer",
+    "process_barrier",
+    "runs_sharding",
+    "vmap_runs"
+]
 
 
 def cpu_devices_flag(xla_flags: str | None = None) -> str:
@@ -57,6 +67,21 @@ def cpu_devices_flag(xla_flags: str | None = None) -> str:
         cores = os.cpu_count() or 1
     return f"{flags} --xla_force_host_platform_device_count={max(1, cores)}".strip()
 
+
+
+_BARRIERS = itertools.count()
+
+
+def process_barrier(name: str, timeout_s: float = 1800.0) -> None:
+    """Wait until every process of the job reaches this point (nothing with one process).
+
+    It waits in the coordination service of ``jax.distributed``, not in a device collective: a
+    process still compiling may come late (gloo gives up on a collective whose peers are more
+    than 30 s apart), so the backends meet here after compiling, before their first collective.
+    """
+    if jax.process_count() > 1:
+        client = _jax_distributed.global_state.client
+        client.wait_at_barrier(f"rlkit/{name}/{next(_BARRIERS)}", int(timeout_s * 1000))
 
 
 def is_writer() -> bool:
@@ -226,12 +251,6 @@ class RunMesh:
         if jax.process_count() > 1:
             return multihost_utils.process_allgather(tree, tiled=True)
         return jax.device_get(tree)
-
-    def sync(self, name: str) -> None:
-        """Wait until every process reaches this point (nothing with one process)."""
-        if jax.process_count() > 1:
-            multihost_utils.sync_global_devices(name)
-
 
 def _local_mesh(num_runs: int) -> RunMesh:
     mesh = RunMesh(num_runs, devices=jax.local_devices())

@@ -13,7 +13,8 @@ can report, log and checkpoint between chunks (``agents.training`` does).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -22,17 +23,19 @@ import jax.numpy as jnp
 from agents.base import Agent, Transition
 from agents.parallel import data_mean, data_size, data_sum, fold_in_shard
 from agents.registry import get_agent
+from agents.runtime.devices import RunMesh
 from envs.wrappers import make_vec
 from rlkit.errors import RLKitError
 
 __all__ = [
     "RunnerState",
-    "init_runner",
     "collect_rollout",
-    "train_iteration",
+    "episode_metrics",
+    "init_runner",
+    "make_mesh_train",
     "make_train",
     "make_train_chunk",
-    "episode_metrics",
+    "train_iteration",
 ]
 
 
@@ -119,6 +122,36 @@ def make_train_chunk(agent: Agent, venv, env_params, num_iterations: int) -> Cal
         return jax.lax.scan(body, rs, None, length=num_iterations)
 
     return chunk
+
+
+def make_mesh_train(
+    agent: Agent, venv, env_params, mesh: RunMesh, swept: bool = False
+) -> tuple[Callable, Callable[[int], Callable]]:
+    """The programs of a job laid out on ``mesh`` (``agents.runtime.devices.RunMesh``).
+
+    Args:
+      agent, venv, env_params: as for ``make_train_chunk``; ``venv`` has one shard's envs
+        (``agents.parallel.local_config(config, mesh.shards).num_envs``).
+      mesh: where the runs and their shards go.
+      swept: whether the config has a leading runs axis (one row per run: a sweep).
+
+    Returns:
+      ``(init, chunk)``: ``init(config, keys [padded_runs]) -> RunnerState`` and
+      ``chunk(n)(config, rs) -> (rs, metrics)`` (``n`` updates), to be jitted; every leaf has the
+      runs axis first, then the shard axis when ``mesh.sharded``.
+    """
+    cfg_axis = 0 if swept else None
+
+    def init(config, keys):
+        return mesh.map(
+            lambda c, k: init_runner(agent, venv, env_params, c, k), (cfg_axis, 0)
+        )(config, keys)
+
+    def chunk(num_iterations: int) -> Callable:
+        step = make_train_chunk(agent, venv, env_params, num_iterations)
+        return mesh.map(step, (cfg_axis, 0), (False, True))
+
+    return init, chunk
 
 
 def make_train(agent_or_name, env, config, env_params=None) -> Callable:

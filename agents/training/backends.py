@@ -25,19 +25,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agents.base import stack_configs
+from agents.parallel import local_config
 from agents.runs import files
 from agents.runs.spec import BuiltRun
 from agents.runtime.compile import compile_init_and_chunk
-from agents.base import stack_configs
-from agents.parallel import local_config
-from agents.runtime.devices import RunMesh, is_writer
+from agents.runtime.devices import RunMesh, is_writer, process_barrier
 from agents.runtime.host_loop import (
     HostRunnerState,
     host_init,
     host_train_iteration,
     make_host_fns,
 )
-from agents.runtime.loop import init_runner, make_train_chunk
+from agents.runtime.loop import make_mesh_train
 from envs.host import HostVecEnv
 from envs.wrappers import make_vec
 from rlkit.errors import RLKitError
@@ -112,20 +112,14 @@ class CompiledBackend(Backend):
         venv, env_params = make_vec(built.env_id, config.num_envs)
         self.env_params = env_params
         # Without a sweep every run shares one config; with one, each run gets its own row.
-        cfg_axis = 0 if built.swept else None
         if built.swept:
             self.cfg_arg = mesh.put(mesh.pad(jax.tree.map(np.asarray, stack_configs(local))))
         else:
             self.cfg_arg = config
-
-        def init_all(cfg, keys):
-            return mesh.map(
-                lambda c, k: init_runner(agent, venv, env_params, c, k), (cfg_axis, 0)
-            )(cfg, keys)
+        init_all, make_chunk = make_mesh_train(agent, venv, env_params, mesh, built.swept)
 
         def chunk_fn(n):
-            chunk = make_train_chunk(agent, venv, env_params, n)
-            return jax.jit(mesh.map(chunk, (cfg_axis, 0), (False, True)), donate_argnums=1)
+            return jax.jit(make_chunk(n), donate_argnums=1)
 
         self._chunk_fn = chunk_fn
         keys = jax.random.split(jax.random.PRNGKey(built.args.seed), R)
@@ -140,6 +134,7 @@ class CompiledBackend(Backend):
         )
         self.compile_s = time.perf_counter() - t0
         self._chunks = {self.updates_per_chunk: compiled}
+        process_barrier("compiled")  # every process compiled: the collectives can start
         self.state = compiled_init(self.cfg_arg, keys)
         # The evaluation parameters of every run, read from its first shard (all shards agree).
         first = (lambda x: x[:, 0]) if mesh.sharded else (lambda x: x)
@@ -156,6 +151,7 @@ class CompiledBackend(Backend):
             self._chunks[num_updates] = (
                 self._chunk_fn(num_updates).lower(self.cfg_arg, self.state).compile()
             )
+            process_barrier("compiled")
         self.state, metrics = self._chunks[num_updates](self.cfg_arg, self.state)
         metrics = self._runs(metrics)
         if self.mesh.sharded:  # every shard reports the run's (averaged) metrics

@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 from jax._src import distributed as _jax_distributed
@@ -102,11 +102,11 @@ def initialize(
             )
         if num_processes == 1:
             return False
-        kwargs = dict(
-            coordinator_address=coordinator_address,
-            num_processes=num_processes,
-            process_id=process_id,
-        )
+        kwargs = {
+            "coordinator_address": coordinator_address,
+            "num_processes": num_processes,
+            "process_id": process_id,
+        }
     timeout = int(os.environ.get("RLKIT_HEARTBEAT_TIMEOUT_S", HEARTBEAT_TIMEOUT_S))
     try:
         jax.distributed.initialize(
@@ -193,10 +193,8 @@ def _start_watchdog(timeout: float, interval: float = 1.0) -> None:
         # the coordination client aborts the process), then tell the others this one is done.
         stop.set()
         thread.join(timeout=10)
-        try:
+        with contextlib.suppress(Exception):  # the coordinator may be gone already
             client.key_value_set(key(me), _DONE, allow_overwrite=True)
-        except Exception:
-            pass
 
     thread = threading.Thread(target=watch, name="rlkit-peer-watchdog", daemon=True)
     atexit.register(done)

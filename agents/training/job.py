@@ -23,7 +23,6 @@ import numpy as np
 from agents.evaluation import evaluate
 from agents.policy import load_policy, resolve_policy_choice
 from agents.runs import files
-from agents.runtime.devices import RunMesh, is_writer
 from agents.runs.spec import (
     BuiltRun,
     RunArgs,
@@ -32,6 +31,7 @@ from agents.runs.spec import (
     default_out,
     run_config_payload,
 )
+from agents.runtime.devices import RunMesh, is_writer
 from agents.training.backends import Backend
 from agents.training.best import BestTracker, finite_runs
 from agents.training.pipeline import make_backend
@@ -39,7 +39,7 @@ from agents.training.report import Progress, TensorBoard, print_summary, say, su
 from envs.host import is_gymnasium_id
 from rlkit.errors import RLKitError
 
-__all__ = ["train", "chunk_updates", "eval_every", "Divergence"]
+__all__ = ["Divergence", "chunk_updates", "eval_every", "train"]
 
 #: A run whose loss grew this many times over its first logged value is reported in the logs.
 LOSS_GROWTH_WARNING = 1e3

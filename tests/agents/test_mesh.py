@@ -99,7 +99,7 @@ FOUR_DEVICES = textwrap.dedent(
 def test_two_by_two_mesh_runs_data_and_padding():
     proc = subprocess.run(
         [sys.executable, "-c", FOUR_DEVICES], env=_env(4), cwd=ROOT, capture_output=True,
-        text=True, timeout=600,
+        text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert proc.stdout.strip().endswith("OK")
@@ -135,13 +135,18 @@ def _finish(procs: list[subprocess.Popen], timeout: float = 300) -> list[tuple[i
     return out
 
 
+def _json(*parts: str) -> dict:
+    with open(os.path.join(*parts)) as f:
+        return json.load(f)
+
+
 def _params(run_dir: str) -> list[np.ndarray]:
     sys.path.insert(0, ROOT)
     import jax
 
     import agents
 
-    seeds = json.load(open(os.path.join(run_dir, "config.json")))["num_runs"]
+    seeds = _json(run_dir, "config.json")["num_runs"]
     return [
         np.concatenate([np.ravel(x) for x in jax.tree.leaves(
             agents.load_policy(run_dir, seed=s, which="last")[0].params)])
@@ -173,7 +178,8 @@ def test_two_processes_split_seeds_and_data(tmp_path):
     for a, b in zip(_params(data2), _params(data1)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     # Process 0 alone wrote the run directory, once per logged chunk.
-    rows = open(os.path.join(seeds2, "metrics.csv")).read().strip().splitlines()
+    with open(os.path.join(seeds2, "metrics.csv")) as f:
+        rows = f.read().strip().splitlines()
     assert len(rows) == 1 + 2 * (2048 // 512)
 
 
@@ -196,19 +202,19 @@ def test_a_dead_process_stops_the_other_and_the_run_resumes_on_one(tmp_path):
     assert "another process died?" in err or "stopped responding" in err, err[-3000:]
     assert stopped_after < 30, stopped_after
     second.communicate()
-    saved = json.load(open(os.path.join(out, "checkpoint.json")))["env_steps"]
+    saved = _json(out, "checkpoint.json")["env_steps"]
     assert 0 < saved < 400000
     # The 2-process checkpoint restores in one process (both seeds on its two devices); only a
     # short stretch is trained further: a resumed run keeps the run's total, so it is cut by
     # stopping after its next checkpoint.
     resumed = _train(["--resume", out, "--quiet"], devices=2)
     deadline = time.monotonic() + 240
-    while json.load(open(os.path.join(out, "checkpoint.json")))["env_steps"] <= saved:
+    while _json(out, "checkpoint.json")["env_steps"] <= saved:
         assert time.monotonic() < deadline and resumed.poll() is None, resumed.stderr.read()[-3000:]
         time.sleep(0.2)
     resumed.kill()
     resumed.communicate()
-    assert json.load(open(os.path.join(out, "checkpoint.json")))["env_steps"] > saved
+    assert _json(out, "checkpoint.json")["env_steps"] > saved
 
 
 @pytest.mark.parametrize(
@@ -222,3 +228,62 @@ def test_bad_mesh_is_one_line(mesh, message):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and message in err, err[-2000:]
     assert "Traceback" not in err
+
+
+def _tiny(name: str) -> tuple[str, dict]:
+    """A one-update config of agent ``name`` for its first env: CartPole, or Pendulum."""
+    from agents.registry import get_agent
+
+    cls = get_agent(name)
+    fields = {f for f in cls.Config.__dataclass_fields__}
+    env_id = "Pendulum-v1" if name in ("sac", "td3", "ddpg") else "CartPole-v1"
+    over = {"num_envs": 4, "rollout_length": 8, "total_timesteps": 64}
+    for key, value in (("batch_size", 8), ("buffer_size", 64), ("learning_starts", 0),
+                       ("gradient_steps", 1), ("num_minibatches", 2), ("num_epochs", 1),
+                       ("hidden", (16,)), ("actor_hidden", (16,)), ("critic_hidden", (16,))):
+        if key in fields:
+            over[key] = value
+    if name == "ddpg":
+        over["rollout_length"] = 1
+        over["total_timesteps"] = 8
+    return env_id, over
+
+
+# SAC (the continuous base) runs in the default suite (PPO and DQN are checked on a 2x2 mesh
+# above); the others, a few seconds of compiling each, with -m slow.
+_SLOW = pytest.mark.slow
+AGENTS = [pytest.param(n, marks=() if n == "sac" else _SLOW) for n in (
+    "a2c", "c51", "ddpg", "dqn", "impala", "iqn", "mdqn", "ppo", "pqn", "qrdqn", "rainbow", "sac",
+    "td3")]
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_every_agent_runs_on_the_data_axis(name):
+    # Two shards of one run, vmapped on this process's one device (what a data axis of two
+    # devices computes): the run trains, its shards step different envs and keep equal params.
+    import jax
+
+    from agents.parallel import MeshShape, local_config
+    from agents.registry import get_agent, registered_agents
+    from agents.runtime.devices import RunMesh
+    from agents.runtime.loop import init_runner, make_train_chunk
+    from envs.wrappers import make_vec
+
+    assert name in registered_agents()
+    env_id, over = _tiny(name)
+    mesh = RunMesh(1, MeshShape(1, 1), shards=2, devices=jax.devices()[:1])
+    config = local_config(get_agent(name).default_config(env_id, **over), 2)
+    assert config.num_envs == 2
+    venv, ep = make_vec(env_id, config.num_envs)
+    agent = get_agent(name)(venv.observation_space(ep), venv.action_space(ep))
+    agent.check_config(config)
+    init = mesh.map(lambda c, k: init_runner(agent, venv, ep, c, k), (None, 0))
+    chunk = mesh.map(make_train_chunk(agent, venv, ep, 1), (None, 0), (False, True))
+    keys = jax.random.split(jax.random.PRNGKey(0), 1)
+    rs, metrics = jax.jit(lambda k: chunk(config, init(config, k)))(keys)
+    params = jax.vmap(jax.vmap(agent.policy_params))(rs.agent_state)
+    for x in jax.tree.leaves(params):
+        assert np.all(np.isfinite(x))
+        np.testing.assert_allclose(x[0, 0], x[0, 1], rtol=1e-6, atol=1e-7)
+    assert not np.allclose(rs.obs[0, 0], rs.obs[0, 1])
+    assert int(metrics["env_steps"][0, 0, -1]) == 4 * over["rollout_length"]
