@@ -316,11 +316,13 @@ def build(args: RunArgs, config: Any) -> BuiltRun:
     obs_space, act_space = env_spaces(backend, env_id)
     agent = agent_cls(obs_space, act_space)
     configs = run_configs(config, sweep_points, args.num_seeds)
+    # The data shards of a run: the mesh's data axis, or on the host one env pool per process.
+    shards = mesh_shape.data if backend == "jax" else jax.process_count()
     for point, run_config in zip(sweep_points, configs[:: args.num_seeds]):
         try:
             agent.check_config(run_config)
-            # What each shard of the mesh's data axis runs must be a valid config too.
-            agent.check_config(local_config(run_config, mesh_shape.data))
+            # What each shard runs must be a valid config too.
+            agent.check_config(local_config(run_config, shards))
         except RLKitError as e:
             where = f" (sweep point {point})" if point else ""
             raise RLKitError(f"{e}{where}") from None

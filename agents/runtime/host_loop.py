@@ -15,7 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
 from agents.base import Agent, Transition
+from agents.parallel import DataAxis, bind_data_axis, data_mean, fold_in_shard
 from agents.runtime.compile import compile_once
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "host_learn",
     "host_train_iteration",
     "make_host_fns",
+    "make_process_update",
 ]
 
 
@@ -131,3 +135,52 @@ def make_host_fns(agent: Agent, config) -> tuple[Callable, Callable]:
     act = jax.jit(lambda state, obs, key: agent.act(config, state, obs, key))
     update = jax.jit(lambda state, rollout, key: agent.update(config, state, rollout, key))
     return act, update
+
+
+def make_process_update(agent: Agent, config) -> Callable:
+    """``update(state, rollout, key)`` of a run whose envs are split over the job's processes.
+
+    Each process steps its own pool of host envs (``config`` is one process's share, see
+    ``agents.parallel.local_config``) and keeps its own agent state on its first local device;
+    the update runs as one program over a ``data`` mesh axis of one device per process, so the
+    gradients (and normaliser statistics) are averaged over every process's rollout and the
+    parameters stay equal. Takes and returns this process's state; the metrics are averaged.
+    """
+    devices = [
+        next(d for d in jax.devices() if d.process_index == p) for p in range(jax.process_count())
+    ]
+    mesh = Mesh(np.asarray(devices, dtype=object), ("data",))
+    axis = DataAxis(("data",), (len(devices),))
+    shard = NamedSharding(mesh, PartitionSpec("data"))
+
+    def per_process(state, rollout, key):
+        state, rollout = jax.tree.map(lambda x: x[0], (state, rollout))
+        with bind_data_axis(axis):
+            state, metrics = agent.update(config, state, rollout, fold_in_shard(key))
+            metrics = data_mean(dict(metrics))
+        return jax.tree.map(lambda x: jnp.asarray(x)[None], (state, metrics))
+
+    program = jax.jit(
+        jax.shard_map(
+            per_process,
+            mesh=mesh,
+            in_specs=(PartitionSpec("data"), PartitionSpec("data"), PartitionSpec()),
+            out_specs=PartitionSpec("data"),
+            check_vma=False,
+        )
+    )
+    local_device = devices[jax.process_index()]
+
+    def to_global(x):
+        x = jax.device_put(jnp.asarray(x)[None], local_device)
+        return jax.make_array_from_single_device_arrays(
+            (len(devices),) + x.shape[1:], shard, [x]
+        )
+
+    def update(state, rollout, key):
+        state, metrics = program(
+            jax.tree.map(to_global, state), jax.tree.map(to_global, rollout), key
+        )
+        return jax.tree.map(lambda x: x.addressable_data(0)[0], (state, metrics))
+
+    return update

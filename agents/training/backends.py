@@ -24,6 +24,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import serialization
+from jax.experimental import multihost_utils
 
 from agents.base import stack_configs
 from agents.parallel import local_config
@@ -36,6 +38,7 @@ from agents.runtime.host_loop import (
     host_init,
     host_train_iteration,
     make_host_fns,
+    make_process_update,
 )
 from agents.runtime.loop import make_mesh_train
 from envs.host import HostVecEnv
@@ -175,7 +178,13 @@ class CompiledBackend(Backend):
 
 
 class HostBackend(Backend):
-    """Any Gymnasium env on the host: one run, jitted ``act`` and ``update``."""
+    """Any Gymnasium env on the host: one run, jitted ``act`` and ``update``.
+
+    In a job of several processes each process steps its own pool of the run's envs (its share
+    of ``num_envs``, ``agents.parallel.local_config``) and the update averages the gradients over
+    every process (``agents.runtime.host_loop.make_process_update``); process 0 writes a
+    checkpoint holding every process's agent and env state.
+    """
 
     eval_backend = "gymnasium"
 
@@ -183,43 +192,84 @@ class HostBackend(Backend):
         built = self.built
         if built.num_runs != 1:
             raise RLKitError("--num-seeds/--sweep: the host (Gymnasium) backend trains one run")
-        agent, config = built.agent, built.config
-        self.henv = HostVecEnv(built.env_id, config.num_envs, seed=built.args.seed)
+        agent = built.agent
+        self.processes, me = jax.process_count(), jax.process_index()
+        self.config = config = local_config(built.config, self.processes)
+        agent.check_config(config)
+        # Every process its own envs (episode seeds differ per process).
+        self.henv = HostVecEnv(built.env_id, config.num_envs, seed=built.args.seed + 100_003 * me)
         if tuple(self.henv.observation_space.shape) != tuple(agent.observation_space.shape):
             raise RLKitError(f"--env: {built.env_id!r} changed its observation space")
         self.act_fn, self.update_fn = make_host_fns(agent, config)
+        if self.processes > 1:
+            self.update_fn = make_process_update(agent, config)
         t0 = time.perf_counter()
         self.state = host_init(agent, self.henv, config, jax.random.PRNGKey(built.args.seed))
+        if self.processes > 1:  # the same parameters everywhere, but each process its own keys
+            self.state = self.state._replace(key=jax.random.fold_in(self.state.key, me))
         self.compile_s = time.perf_counter() - t0
+        process_barrier("host-started")
 
     def run(self, num_updates: int) -> dict[str, np.ndarray]:
-        agent, config = self.built.agent, self.built.config
+        agent, config = self.built.agent, self.config
         steps = []
         for _ in range(num_updates):
             self.state, metrics = host_train_iteration(
                 agent, self.henv, config, self.state, self.act_fn, self.update_fn
             )
             steps.append(jax.device_get(metrics))
-        return {k: np.asarray([m[k] for m in steps])[None] for k in steps[0]}
+        out = {k: np.asarray([m[k] for m in steps])[None] for k in steps[0]}
+        if self.processes > 1:  # the episodes and env steps of every process's envs
+            keys = ("episode_return_sum", "episode_length_sum", "episode_count")
+            local = np.stack([out[k] for k in keys])
+            total = multihost_utils.process_allgather(local).sum(axis=0)
+            out.update({k: total[i] for i, k in enumerate(keys)})
+            out["env_steps"] = out["env_steps"] * self.processes
+        return out
 
     def _stacked(self) -> dict:
-        return {
-            "agent_state": jax.tree.map(lambda x: jnp.asarray(x)[None], self.state.agent_state),
-            "key": jnp.asarray(self.state.key)[None],
+        """This process's state with a leading processes axis; every process's when gathered."""
+        state = {
+            "agent_state": jax.tree.map(lambda x: np.asarray(x)[None], self.state.agent_state),
+            "key": np.asarray(self.state.key)[None],
         }
+        if self.processes > 1:
+            state = multihost_utils.process_allgather(state, tiled=True)
+        return state
+
+    def _env_states(self) -> Any:
+        env = self.henv.state_dict()
+        if self.processes == 1:
+            return env
+        # Gathered as bytes (each process's arrays have their own shapes).
+        blob = np.frombuffer(serialization.msgpack_serialize(env), np.uint8)
+        sizes = multihost_utils.process_allgather(np.asarray([blob.size]))
+        padded = np.zeros(int(sizes.max()), np.uint8)
+        padded[: blob.size] = blob
+        blobs = multihost_utils.process_allgather(padded[None], tiled=True)
+        return [
+            serialization.msgpack_restore(blobs[p, : int(sizes[p, 0])].tobytes())
+            for p in range(self.processes)
+        ]
 
     def save(self, run_dir: str, meta: dict) -> None:
-        files.save_checkpoint(run_dir, self._stacked(), meta, extra={"env": self.henv.state_dict()})
+        state, env = self._stacked(), self._env_states()  # collectives: every process calls
+        if is_writer():
+            files.save_checkpoint(run_dir, state, meta, extra={"env": env})
 
     def restore(self, run_dir: str) -> dict:
         loaded, meta, extra = files.load_checkpoint(run_dir, self._stacked())
         if "env" not in extra:
             raise RLKitError(f"--resume: the checkpoint in {run_dir!r} holds no host env state")
-        obs = self.henv.load_state_dict(extra["env"])
+        env = extra["env"]
+        me = jax.process_index()
+        if self.processes > 1:
+            env = env[str(me)] if isinstance(env, dict) and str(me) in env else env[me]
+        obs = self.henv.load_state_dict(env)
         self.state = HostRunnerState(
-            agent_state=jax.tree.map(lambda x: jnp.asarray(x[0]), loaded["agent_state"]),
+            agent_state=jax.tree.map(lambda x: jnp.asarray(x[me]), loaded["agent_state"]),
             obs=obs,
-            key=jnp.asarray(loaded["key"][0]),
+            key=jnp.asarray(loaded["key"][me]),
             update_step=int(meta["update_step"]),
         )
         return meta

@@ -219,4 +219,6 @@ def make_backend(built: BuiltRun, updates_per_chunk: int) -> Backend:
     mode = built.args.pipeline
     if mode == "off":
         return backends.make_backend(built, updates_per_chunk)
+    if jax.process_count() > 1:
+        raise RLKitError("--pipeline: runs in one process; leave it off in a job of several")
     return PipelineBackend(built, updates_per_chunk, mode, built.args.pipeline_max_lag)

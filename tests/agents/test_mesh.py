@@ -287,3 +287,60 @@ def test_every_agent_runs_on_the_data_axis(name):
         np.testing.assert_allclose(x[0, 0], x[0, 1], rtol=1e-6, atol=1e-7)
     assert not np.allclose(rs.obs[0, 0], rs.obs[0, 1])
     assert int(metrics["env_steps"][0, 0, -1]) == 4 * over["rollout_length"]
+
+
+HOST_DQN = ["--agent", "dqn", "--backend", "gymnasium", "--num-envs", "4", "--rollout-length",
+            "16", "--learning-starts", "128", "--gradient-steps", "4", *BASE]
+
+
+def test_host_envs_one_pool_per_process(tmp_path):
+    # Gymnasium's CartPole on the host backend: each process steps 2 of the run's 4 envs, the
+    # update averages over both; the checkpoint holds both processes' agent and env state.
+    out = str(tmp_path / "host")
+    for code, err in _finish(_processes(HOST_DQN + ["--out", out])):
+        assert code == 0, err[-3000:]
+    with open(os.path.join(out, "metrics.csv")) as f:
+        header, *rows = f.read().strip().splitlines()
+    steps = [int(r.split(",")[header.split(",").index("env_steps")]) for r in rows]
+    assert steps == [512, 1024, 1536, 2048]  # both pools' env steps
+    sys.path.insert(0, ROOT)
+    from flax import serialization
+
+    meta = _json(out, "checkpoint.json")
+    with open(os.path.join(out, meta["file"]), "rb") as f:
+        payload = serialization.msgpack_restore(f.read())
+    envs = payload["extra"]["env"]
+    assert len(envs) == 2
+    states = list(envs.values()) if isinstance(envs, dict) else envs
+    assert all(np.asarray(s["episode"]).shape == (2,) for s in states)
+    params = list(_leaves(payload["state"]["agent_state"], under="params"))
+    assert params and all(x.shape[0] == 2 for x in params)
+    for x in params:  # both processes hold the same parameters (their replay differs)
+        np.testing.assert_allclose(x[0], x[1], rtol=1e-6, atol=1e-7)
+
+
+def _leaves(tree, under: str, inside: bool = False):
+    """The array leaves of a restored state dict below a key named ``under``."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _leaves(v, under, inside or k == under)
+    elif inside:
+        yield np.asarray(tree)
+
+
+@pytest.mark.slow
+def test_host_envs_over_two_processes_resume_bit_for_bit(tmp_path):
+    full, part = str(tmp_path / "full"), str(tmp_path / "part")
+    jobs = _processes(HOST_DQN + ["--out", full])
+    interrupted = _processes(HOST_DQN + ["--out", part])
+    while not os.path.exists(os.path.join(part, "checkpoint.json")):
+        time.sleep(0.1)
+    for p in interrupted:
+        p.kill()
+        p.communicate()
+    assert _json(part, "checkpoint.json")["env_steps"] < 2048
+    resumed = _processes(["--resume", part, "--quiet"])
+    for code, err in _finish(jobs + resumed):
+        assert code == 0, err[-3000:]
+    for a, b in zip(_params(full), _params(part)):
+        np.testing.assert_array_equal(a, b)
