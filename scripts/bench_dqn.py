@@ -34,7 +34,7 @@ import sys  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from agents.dqn import DQN  # noqa: E402  (jax not initialised yet)
 from agents.runtime.compile import compile_once  # noqa: E402
-from agents.runtime.devices import cpu_devices_flag, run_devices, vmap_runs  # noqa: E402
+from agents.runtime.devices import cpu_devices_flag, runs_sharding, vmap_runs  # noqa: E402
 from agents.runtime.loop import init_runner, make_train_chunk  # noqa: E402
 from envs.wrappers import make_vec  # noqa: E402
 from scripts.bench_peers import FiveTupleStep  # noqa: E402
@@ -213,7 +213,8 @@ def seed_scaling(num_seeds: int = 8, num_chunks: int = 5) -> dict[str, float]:
         out[f"run_{tag}"] = time.perf_counter() - start
     out["ratio_run"] = out["run_n"] / out["run_1"]
     out["ratio_total"] = (out["compile_n"] + out["run_n"]) / (out["compile_1"] + out["run_1"])
-    devices = len(run_devices(num_seeds))
+    sharding = runs_sharding(num_seeds)
+    devices = 1 if sharding is None else len(sharding.device_set)
     print(f"rlkit DQN, CartPole preset ({config.num_updates // iters * iters * config.steps_per_update:,}"
           f" steps per seed): 1 seed compile {out['compile_1']:.2f} s run {out['run_1']:.2f} s; "
           f"{num_seeds} seeds over {devices} device(s) compile {out['compile_n']:.2f} s "

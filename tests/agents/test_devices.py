@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
 
     # 1. vmap_runs == jax.vmap, with the runs axis split over the two devices.
     from agents.ppo import PPO
-    from agents.runtime.devices import run_devices, vmap_runs
+    from agents.runtime.devices import runs_sharding, vmap_runs
     from agents.runtime.loop import init_runner, make_train_chunk
     from envs.wrappers import make_vec
     config = PPO.Config(total_timesteps=4096, num_envs=4, rollout_length=64)
@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
     chunk = make_train_chunk(agent, venv, ep, 3)
     init = lambda k: init_runner(agent, venv, ep, config, k)
     keys = jax.random.split(jax.random.key(0), 4)
-    assert len(run_devices(4)) == 2 and len(run_devices(3)) == 1
+    assert len(runs_sharding(4).device_set) == 2 and runs_sharding(3) is None
     a, ma = jax.jit(jax.vmap(chunk, in_axes=(None, 0)))(config, jax.jit(jax.vmap(init))(keys))
     b, mb = jax.jit(vmap_runs(chunk, 4, in_axes=(None, 0)))(config, jax.jit(vmap_runs(init, 4))(keys))
     assert len(b.obs.sharding.device_set) == 2, b.obs.sharding
