@@ -109,6 +109,16 @@ class TD3(ContinuousAgent):
             "actor_hidden": (64, 64),
             "critic_hidden": (64, 64),
         },
+        # Ornstein-Uhlenbeck exploration with innovation 0.5 (docs/benchmarks.md).
+        "MountainCarContinuous-v0": {
+            "total_timesteps": 30_000,
+            "buffer_size": 30_000,
+            "learning_starts": 1000,
+            "exploration": "ou",
+            "action_noise": 0.5,
+            "actor_hidden": (64, 64),
+            "critic_hidden": (64, 64),
+        },
     }
 
     def check_config(self, config: TD3Config) -> None:
