@@ -101,9 +101,21 @@ class TD3(ContinuousAgent):
     #: what they reach, is in docs/benchmarks.md.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "Pendulum-v1": {
-            "total_timesteps": 10_000,
-            "buffer_size": 10_000,
+            "total_timesteps": 15_000,
+            "buffer_size": 15_000,
             "learning_rate": 1e-3,
+            "gamma": 0.98,
+            "tau": 0.01,
+            "actor_hidden": (64, 64),
+            "critic_hidden": (64, 64),
+        },
+        # Ornstein-Uhlenbeck exploration with innovation 0.5 (docs/benchmarks.md).
+        "MountainCarContinuous-v0": {
+            "total_timesteps": 30_000,
+            "buffer_size": 30_000,
+            "learning_starts": 1000,
+            "exploration": "ou",
+            "action_noise": 0.5,
             "actor_hidden": (64, 64),
             "critic_hidden": (64, 64),
         },

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from agents.runtime.devices import vmap_runs
 
-__all__ = ["FiveTupleStep", "Program", "chunk_updates", "seeded", "time_program"]
+__all__ = ["FiveTupleStep", "Program", "chunk_updates", "run_program", "seeded", "time_program"]
 
 
 class FiveTupleStep:
@@ -82,6 +82,13 @@ def time_program(
     The run is timed ``repeats`` times from the same initial state, and the fastest is kept (as
     ``timeit`` does: the slower repeats measure other load on the machine, not the program).
     """
+    return run_program(program, num_seeds, repeats)[:5]
+
+
+def run_program(
+    program: Program, num_seeds: int, repeats: int = 1
+) -> tuple[float, float, float, int, Any, Any]:
+    """``time_program``'s figures and, last, the final training state of the last repeat."""
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
     key = keys[0] if num_seeds == 1 else keys
     start = time.perf_counter()
@@ -98,4 +105,5 @@ def time_program(
             state, metrics = chunk(state)
         jax.block_until_ready(state)
         best = min(best, (time.perf_counter() - start, time.process_time() - start_cpu))
-    return compile_s, best[0], best[1], program.num_chunks * program.steps_per_chunk, metrics
+    steps = program.num_chunks * program.steps_per_chunk
+    return compile_s, best[0], best[1], steps, metrics, state

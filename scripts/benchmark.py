@@ -8,6 +8,8 @@
     python scripts/benchmark.py eval         # vectorised evaluation vs a make_vec loop
     python scripts/benchmark.py host         # DQN on LunarLander: host backend, pipeline, SB3
     python scripts/benchmark.py scaling      # PPO env steps/s over mesh shapes of 1..N devices
+    python scripts/benchmark.py sac          # SAC on Pendulum: host and compiled vs sbx and rejax
+    python scripts/benchmark.py td3          # TD3 on Pendulum: host and compiled vs sbx and rejax
 
 Peers come from the [bench] extra (pip install -e ".[bench]"); a missing peer is skipped with a note.
 Figures for this repository are recorded in docs/benchmarks.md with the machine that made them.
@@ -31,7 +33,12 @@ SUITES = {
     "qlearning": "scripts.bench_qlearning",
     "host": "scripts.bench_host",
     "scaling": "scripts.bench_scaling",
+    "sac": "scripts.bench_continuous",
+    "td3": "scripts.bench_continuous",
 }
+
+#: Options a suite's module gets before the user's (one module serves several suites).
+SUITE_OPTIONS = {"sac": ["--agent", "sac"], "td3": ["--agent", "td3"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"== {name} ==", flush=True)
         module = importlib.import_module(SUITES[name])
-        sys.argv = [f"benchmark.py {name}", *args.options]
+        sys.argv = [f"benchmark.py {name}", *SUITE_OPTIONS.get(name, []), *args.options]
         module.main()
     return 0
 

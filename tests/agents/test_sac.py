@@ -10,11 +10,13 @@ import pytest
 
 import agents
 from agents.continuous import critic_loss, stacked_q_values
+from agents.runtime.loop import make_train
 from agents.sac import SAC, soft_q_target
 from agents.td3 import TD3, smoothed_target_action
 from envs.core import Box
 from rlkit.errors import RLKitError
 from tests.agents.test_trainer import _full_and_resumed, _run, _same_rows
+from tests.agents.test_value_based import TruncationOnlyProbe
 
 OBS = Box(-1.0, 1.0, (3,))
 ACT = Box(np.array([-2.0, 0.0]), np.array([2.0, 1.0]))
@@ -85,6 +87,57 @@ def test_truncated_window_bootstraps_terminated_does_not(name):
     np.testing.assert_allclose(reward_sum, [1.0, 1.0])
     np.testing.assert_allclose(discount, [0.0, 0.5])
     np.testing.assert_allclose(next_obs[1], batch["next_obs"][1, 0])
+
+
+class BoxProbe(TruncationOnlyProbe):
+    """``TruncationOnlyProbe`` (reward 1, cut by a time limit of 5 steps: Q* = 1 / (1 - gamma))
+    with a Box action the reward ignores; with ``terminate`` every step terminates (Q* = 1)."""
+
+    def __init__(self, terminate: bool = False):
+        self.terminate = terminate
+
+    def step_env(self, key, state, action, params):
+        obs, state, reward, _, info = super().step_env(key, state, action, params)
+        return obs, state, reward, jnp.asarray(self.terminate), info
+
+    def action_space(self, params=None):
+        return Box(-1.0, 1.0, (1,), jnp.float32)
+
+
+@pytest.mark.slow  # 15-24 s each on the loaded 2-core CPU, nearly all compilation
+@pytest.mark.parametrize("name", ["sac", "td3"])
+@pytest.mark.parametrize("terminate, expected", [(False, 2.0), (True, 1.0)])
+def test_probe_bootstraps_on_truncation_not_on_termination(name, terminate, expected):
+    """gamma .5 on the probe env: with only time limits every critic learns Q = 2 (cuts taken as
+    deaths would give 5/3 or less); when every step terminates Q = 1 (a bootstrap gives more).
+    SAC's temperature is fixed near 0 so that the soft value is the plain one."""
+    env = BoxProbe(terminate)
+    cls = agents.get_agent(name)
+    agent = cls(env.observation_space(), env.action_space())
+    fields = {"learn_alpha": False, "init_alpha": 1e-4} if name == "sac" else {}
+    config = cls.Config(
+        total_timesteps=1024,
+        num_envs=2,
+        rollout_length=8,
+        gradient_steps=8,
+        gamma=0.5,
+        learning_rate=3e-3,
+        learning_starts=64,
+        batch_size=32,
+        buffer_size=1024,  # keeps the uniform actions of the first steps: Q is checked on [-1, 1]
+        tau=0.1,
+        target_update_interval=1,
+        actor_hidden=(8,),
+        critic_hidden=(16,),
+        **fields,
+    )
+    rs, _ = jax.jit(make_train(agent, env, config))(config, jax.random.key(0))
+    learner = rs.agent_state.learner
+    stored = rs.agent_state.buffer.data
+    assert float(stored["terminated" if terminate else "truncated"].sum()) > 0
+    for a in (-1.0, 0.0, 1.0):
+        q = agent.q_values(config, learner.params["critic"], jnp.ones((1, 1)), jnp.full((1, 1), a))
+        np.testing.assert_allclose(q[:, 0], expected, atol=0.1)
 
 
 def test_config_errors():
