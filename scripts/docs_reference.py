@@ -44,6 +44,8 @@ PACKAGES = (rlkit, envs, agents)
 #: Where generated pages go, relative to docs/.
 REFERENCE_DIR = "reference"
 AGENTS_DIR = "agents"
+#: The results pages (``scripts/make_results.py render`` writes them), relative to docs/.
+RESULTS_DIR = "results"
 
 
 # -- which names are public -----------------------------------------------------------------------
@@ -383,6 +385,19 @@ def agents_nav() -> list:
     return [{"Overview": f"{AGENTS_DIR}/index.md"}] + [
         {name: f"{AGENTS_DIR}/{name}.md"} for name in agents.registered_agents()
     ]
+
+
+def results_nav(docs_dir: str = os.path.join(ROOT, "docs")) -> list:
+    """The results section of the nav: its index, then one entry per agent page, by name.
+
+    The pages are whatever ``scripts/make_results.py render`` wrote into ``docs/results/``, so an
+    agent whose results are added needs no edit of mkdocs.yml.
+    """
+    folder = os.path.join(docs_dir, RESULTS_DIR)
+    names = sorted(
+        f[: -len(".md")] for f in os.listdir(folder) if f.endswith(".md") and f != "index.md"
+    )
+    return [f"{RESULTS_DIR}/index.md"] + [{name: f"{RESULTS_DIR}/{name}.md"} for name in names]
 
 
 def main(argv: list[str] | None = None) -> int:

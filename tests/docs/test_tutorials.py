@@ -4,14 +4,11 @@ Each page runs in its own subprocess, in a temporary directory that has ``script
 (so the pages' ``python scripts/train.py ...`` and ``runs/...`` paths work) and the repository
 on ``PYTHONPATH``. A block preceded by ``<!-- test: requires MODULE -->`` is skipped when the
 module is not installed. The budgets are the pages' own (small) ones, so what the page shows
-is what runs.
+is what runs. The pages run side by side (``conftest.py``: the ``docs_jobs`` fixture), each in
+its own process.
 """
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
 
 import pytest
 import tutorial_blocks as tutorials
@@ -20,26 +17,13 @@ PAGES = tutorials.tested_pages()
 
 
 def test_there_are_tutorials():
-    assert {"port-from-rlax.md", "own-agent.md", "command-line.md"} <= set(PAGES), PAGES
+    expected = {"port-from-rlax.md", "own-agent.md", "command-line.md", "sweeps.md", "gymnasium.md"}
+    assert expected | {"minatar.md"} <= set(PAGES), PAGES
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_tutorial_runs(page, tmp_path):
-    os.symlink(os.path.join(tutorials.ROOT, "scripts"), tmp_path / "scripts")
-    program = tmp_path / "run_tutorial.py"
-    program.write_text(tutorials.driver(page))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = tutorials.ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env["MPLBACKEND"] = "Agg"
-    done = subprocess.run(
-        [sys.executable, str(program)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+def test_tutorial_runs(page, docs_jobs):
+    done = docs_jobs.result(("page", page))
     assert done.returncode == 0, f"{page} failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
 
 

@@ -48,7 +48,7 @@ def blocks(text: str) -> list[dict]:
 
 
 DRIVER = """
-import importlib.util, subprocess, sys
+import importlib.util, subprocess, sys, time
 BLOCKS = json.loads({blocks!r})
 namespace = {{"__name__": "__main__"}}
 for b in BLOCKS:
@@ -58,12 +58,14 @@ for b in BLOCKS:
         print(f"skipped {{where}} ({{b['lang']}}): needs {{', '.join(missing)}}", flush=True)
         continue
     print(f"running {{where}} ({{b['lang']}})", flush=True)
+    t0 = time.perf_counter()
     if b["lang"] == "python":
         exec(compile(b["code"], where, "exec"), namespace)
     else:
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", b["code"]])
         if done.returncode:
             sys.exit(f"{{where}}: the bash block exited with status {{done.returncode}}")
+    print(f"done {{where}} in {{time.perf_counter() - t0:.1f}} s", flush=True)
 """
 
 
