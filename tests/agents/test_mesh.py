@@ -220,7 +220,7 @@ def test_a_dead_process_stops_the_other_and_the_run_resumes_on_one(tmp_path):
 @pytest.mark.parametrize(
     "mesh, message",
     [("runs=0", "--mesh: runs must be a positive integer"),
-     ("data=64", "--mesh: data=64 must divide the number of devices"),
+     ("data=64", "--num-envs: must be divisible by the data axis of the mesh (64)"),
      ("runs=2,runs=1", "--mesh: expected runs=N,data=M"), ("runs=64,data=1", "needs 64 devices")],
 )
 def test_bad_mesh_is_one_line(mesh, message, capsys):
