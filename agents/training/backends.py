@@ -18,6 +18,7 @@ A new backend (a pipelined actor/learner loop, a device mesh) implements the sam
 from __future__ import annotations
 
 import abc
+import os
 import time
 from typing import Any
 
@@ -255,9 +256,18 @@ class HostBackend(Backend):
     def save(self, run_dir: str, meta: dict) -> None:
         state, env = self._stacked(), self._env_states()  # collectives: every process calls
         if is_writer():
+            meta = dict(meta, host_processes=self.processes)
             files.save_checkpoint(run_dir, state, meta, extra={"env": env})
 
     def restore(self, run_dir: str) -> dict:
+        saved = files.read_json(os.path.join(run_dir, files.CHECKPOINT_META), "--resume")
+        wrote = int(saved.get("host_processes", 1)) if isinstance(saved, dict) else 1
+        if wrote != self.processes:
+            raise RLKitError(
+                f"--resume: this host-backend run was checkpointed by {wrote} process(es), each "
+                f"with its own env pool; resume it with --num-processes {wrote} "
+                f"(got {self.processes})"
+            )
         loaded, meta, extra = files.load_checkpoint(run_dir, self._stacked())
         if "env" not in extra:
             raise RLKitError(f"--resume: the checkpoint in {run_dir!r} holds no host env state")

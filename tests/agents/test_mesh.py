@@ -295,7 +295,7 @@ HOST_DQN = ["--agent", "dqn", "--backend", "gymnasium", "--num-envs", "4", "--ro
             "16", "--learning-starts", "128", "--gradient-steps", "4", *BASE]
 
 
-def test_host_envs_one_pool_per_process(tmp_path):
+def test_host_envs_one_pool_per_process(tmp_path, capsys):
     # Gymnasium's CartPole on the host backend: each process steps 2 of the run's 4 envs, the
     # update averages over both; the checkpoint holds both processes' agent and env state.
     out = str(tmp_path / "host")
@@ -319,6 +319,12 @@ def test_host_envs_one_pool_per_process(tmp_path):
     assert params and all(x.shape[0] == 2 for x in params)
     for x in params:  # both processes hold the same parameters (their replay differs)
         np.testing.assert_allclose(x[0], x[1], rtol=1e-6, atol=1e-7)
+    # Each process's env pool is in the checkpoint: it resumes with as many processes, and a
+    # single process says so instead of failing on shapes.
+    from scripts import train as train_script
+
+    assert train_script.main(["--resume", out, "--quiet"]) == 2
+    assert "resume it with --num-processes 2" in capsys.readouterr().err
 
 
 def _leaves(tree, under: str, inside: bool = False):
