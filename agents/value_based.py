@@ -50,8 +50,10 @@ __all__ = [
     "epsilon",
 ]
 
-#: The CartPole-v1 preset that DQN, C51, IQN and M-DQN share (Rainbow inherits C51's): 50k
-#: steps, Adam at 2e-3 annealed to 0, batches of 128.
+#: The CartPole-v1 preset of the Q-learning agents: 50k steps, Adam at 2e-3 annealed to 0,
+#: batches of 128 (128 gradient steps per 256 env steps). DQN uses it as it is; C51, QR-DQN, IQN,
+#: M-DQN and Rainbow extend it with what differs for them (``{**CARTPOLE_PRESET, ...}``: smaller
+#: distributions, which is where their time goes on a CPU). The figures are in docs/benchmarks.md.
 CARTPOLE_PRESET: dict = {
     "total_timesteps": 50_000,
     "learning_rate": 2e-3,

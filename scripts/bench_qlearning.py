@@ -13,6 +13,7 @@ norm; rejax treats a truncation as a termination (it cannot tell them apart), rl
 Neither anneals the learning rate. rejax's periodic evaluation is replaced by a no-op.
 
     python scripts/benchmark.py qlearning [--agents pqn dqn iqn] [--seeds 8] [--repeats 2]
+        [--fraction 0.25]   # a quicker run: every config for a quarter of its env steps
 """
 
 from __future__ import annotations
@@ -102,10 +103,21 @@ RLKIT_SETTINGS: dict[str, dict[str, Any]] = {
 _REJAX_ITERATION_STEPS = {"pqn": 16 * 128, "dqn": 10, "iqn": 1}
 
 
-def _rlkit_program(agent_name: str, num_seeds: int, num_chunks: int) -> Program:
+def _scaled(total: int, fraction: float, multiple: int) -> int:
+    """``fraction`` of ``total`` env steps, a whole number of ``multiple`` (at least one)."""
+    return max(multiple, int(total * fraction) // multiple * multiple)
+
+
+def _rlkit_program(
+    agent_name: str, num_seeds: int, num_chunks: int, fraction: float = 1.0
+) -> Program:
     cls = agents.get_agent(agent_name)
     names = {f.name for f in dataclasses.fields(cls.Config)}
-    config = cls.Config(**{k: v for k, v in RLKIT_SETTINGS[agent_name].items() if k in names})
+    settings = {k: v for k, v in RLKIT_SETTINGS[agent_name].items() if k in names}
+    settings["total_timesteps"] = _scaled(
+        settings["total_timesteps"], fraction, _REJAX_ITERATION_STEPS[agent_name]
+    )
+    config = cls.Config(**settings)
     venv, env_params = make_vec("CartPole-v1", config.num_envs)
     agent = cls(venv.observation_space(env_params), venv.action_space(env_params))
     agent.check_config(config)
@@ -129,13 +141,15 @@ def _rlkit_program(agent_name: str, num_seeds: int, num_chunks: int) -> Program:
     )
 
 
-def _rejax_program(agent_name: str, num_seeds: int, num_chunks: int) -> Program:
+def _rejax_program(
+    agent_name: str, num_seeds: int, num_chunks: int, fraction: float = 1.0
+) -> Program:
     import gymnax
     import rejax
 
     settings = dict(REJAX_CARTPOLE[agent_name])
-    total = settings.pop("total_timesteps")
     it = _REJAX_ITERATION_STEPS[agent_name]
+    total = _scaled(settings.pop("total_timesteps"), fraction, it)
     per = chunk_updates(max(1, total // it), num_chunks)
     chunk_steps = per * it
     env, env_params = gymnax.make("CartPole-v1")
@@ -176,12 +190,14 @@ def _final_return(metrics: dict) -> float:
     return float(jnp.mean(jnp.sum(ret, -1) / jnp.maximum(jnp.sum(cnt, -1), 1.0)))
 
 
-def _measure_row(name: str, num_chunks: int, repeats: int) -> dict[str, float]:
+def _measure_row(
+    name: str, num_chunks: int, repeats: int, fraction: float = 1.0
+) -> dict[str, float]:
     """One row, in this process. ``name`` is ``{lib}_{agent}_{seeds}``."""
     lib, agent_name, seeds = name.split("_")
     seeds = int(seeds)
     build = _rlkit_program if lib == "rlkit" else _rejax_program
-    program = build(agent_name, seeds, num_chunks)
+    program = build(agent_name, seeds, num_chunks, fraction)
     compile_s, run_s, run_cpu_s, steps, metrics = time_program(program, seeds, repeats)
     return {
         "compile_s": compile_s,
@@ -213,6 +229,7 @@ def benchmark_qlearning(
     num_seeds: int = 8,
     num_chunks: int = 8,
     repeats: int = 2,
+    fraction: float = 1.0,
 ) -> dict[str, dict[str, float]]:
     """Compile and run time of rlkit's and rejax's Q-learning agents, 1 and ``num_seeds`` seeds.
 
@@ -228,7 +245,8 @@ def benchmark_qlearning(
             for seeds in (1, num_seeds):
                 name = f"{lib}_{agent_name}_{seeds}"
                 cmd = [sys.executable, os.path.abspath(__file__), "--row", name,
-                       "--chunks", str(num_chunks), "--repeats", str(repeats)]  # fmt: skip
+                       "--chunks", str(num_chunks), "--repeats", str(repeats),
+                       "--fraction", str(fraction)]  # fmt: skip
                 try:
                     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
                 except subprocess.CalledProcessError as e:
@@ -269,12 +287,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8, help="seeds of the vmapped program")
     parser.add_argument("--chunks", type=int, default=8, help="jitted chunks per run")
     parser.add_argument("--repeats", type=int, default=2, help="timed repeats; fastest kept")
+    parser.add_argument("--fraction", type=float, default=1.0,
+                        help="train each config for this fraction of its total_timesteps "
+                        "(schedules shortened with it), for a quicker run")  # fmt: skip
     parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: one row, printed as JSON
     args = parser.parse_args()
     if args.row:
-        print(json.dumps(_measure_row(args.row, args.chunks, args.repeats)))
+        print(json.dumps(_measure_row(args.row, args.chunks, args.repeats, args.fraction)))
         return
-    benchmark_qlearning(tuple(args.agents), args.seeds, args.chunks, args.repeats)
+    if not 0.0 < args.fraction <= 1.0:
+        parser.error(f"--fraction: expected a value in (0, 1], got {args.fraction}")
+    benchmark_qlearning(tuple(args.agents), args.seeds, args.chunks, args.repeats, args.fraction)
 
 
 if __name__ == "__main__":

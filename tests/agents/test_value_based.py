@@ -2,6 +2,7 @@
 time-limit truncation and not at a termination, checked on one probe env; and the plumbing of
 IQN, M-DQN and Rainbow (updates, images, train.py, resume, load_policy, the host backend)."""
 
+import json
 import os
 import sys
 
@@ -259,3 +260,16 @@ def test_train_script_seeds_sweep_resume_load_policy_and_host(name, tmp_path, mo
     )
     policy, _ = agents.load_policy(host)
     assert set(np.unique(policy(obs))) <= {0, 1}
+
+
+@pytest.mark.slow  # about a minute per agent on a loaded 2-core CPU
+@pytest.mark.parametrize("name", ["dqn", "c51", "qrdqn", "iqn", "mdqn", "rainbow", "pqn"])
+def test_cartpole_preset_reaches_475(name, tmp_path):
+    """``train.py --agent NAME`` with no other flag (CartPole-v1, seed 0): the kept policy's
+    greedy mean over 100 Gymnasium episodes is at least the env's threshold, 475."""
+    out = str(tmp_path / name)
+    assert train_script.main(["--agent", name, "--quiet", "--out", out]) == 0
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["eval"]["episodes_per_seed"] == 100
+    assert summary["eval"]["mean"] >= 475.0, summary["eval"]
