@@ -39,7 +39,7 @@ __all__ = [
     "is_writer",
     "process_barrier",
     "runs_sharding",
-    "vmap_runs"
+    "vmap_runs",
 ]
 
 
@@ -66,7 +66,6 @@ def cpu_devices_flag(xla_flags: str | None = None) -> str:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return f"{flags} --xla_force_host_platform_device_count={max(1, cores)}".strip()
-
 
 
 _BARRIERS = itertools.count()
