@@ -43,8 +43,8 @@ from agents.base import (
     make_optimizer,
     static_field,
 )
-from agents.parallel import data_axis_names, data_mean
 from agents.networks import ActorCritic, activation_fn, conv_spec
+from agents.parallel import data_axis_names, data_mean
 from envs.core import Box, Discrete, Space
 from rlkit.errors import RLKitError
 

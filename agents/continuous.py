@@ -47,7 +47,6 @@ from agents.base import (
     make_optimizer,
     static_field,
 )
-from agents.parallel import data_axis_names
 from agents.networks import ContinuousQNetwork, activation_fn
 from agents.off_policy import (
     OffPolicyAgent,
@@ -56,6 +55,7 @@ from agents.off_policy import (
     bootstrap_obs,
     n_step_window,
 )
+from agents.parallel import data_axis_names
 from envs.core import Box, Space
 from rlkit.errors import RLKitError
 

@@ -101,7 +101,9 @@ class DataAxis:
         return int(np.prod(self.sizes))
 
 
-_AXIS: contextvars.ContextVar[DataAxis | None] = contextvars.ContextVar("rlkit_data_axis", default=None)
+_AXIS: contextvars.ContextVar[DataAxis | None] = contextvars.ContextVar(
+    "rlkit_data_axis", default=None
+)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ from typing import Any, Callable
 
 import jax
 
-
 __all__ = ["ONCE_COMPILER_OPTIONS", "compile_once", "compile_init_and_chunk"]
 
 

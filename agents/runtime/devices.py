@@ -162,7 +162,9 @@ class RunMesh:
         return self.shards > 1
 
     def _spec(self, shard_axis: bool) -> PartitionSpec:
-        return PartitionSpec("runs", "data") if shard_axis and self.sharded else PartitionSpec("runs")
+        if shard_axis and self.sharded:
+            return PartitionSpec("runs", "data")
+        return PartitionSpec("runs")
 
     def sharding(self, shard_axis: bool = True):
         """The placement of arrays with a leading runs axis (and a shard axis after it when

@@ -28,7 +28,11 @@ from jax._src import distributed as _jax_distributed
 from rlkit.errors import RLKitError
 
 __all__ = [
-    "HEARTBEAT_TIMEOUT_S", "PEER_TIMEOUT_S", "cluster_detected", "initialize", "stop_on_peer_failure"
+    "HEARTBEAT_TIMEOUT_S",
+    "PEER_TIMEOUT_S",
+    "cluster_detected",
+    "initialize",
+    "stop_on_peer_failure",
 ]
 
 #: Seconds without a heartbeat after which JAX declares a process dead and aborts the others

@@ -1,5 +1,5 @@
-"""The device mesh (``agents.runtime.devices.RunMesh``): the runs and data axes, padding, and jobs of
-several processes on ``jax.distributed``.
+"""The device mesh (``agents.runtime.devices.RunMesh``): the runs and data axes, padding, and
+jobs of several processes on ``jax.distributed``.
 
 The device count is fixed when JAX starts, so every check runs in subprocesses: one with four
 forced CPU devices (a 2x2 mesh), and pairs of processes on localhost that talk through gloo.
