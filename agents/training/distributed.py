@@ -125,28 +125,45 @@ def initialize(
     return jax.process_count() > 1
 
 
+#: Words in the errors of a collective whose peer process is gone (gloo, the coordination service).
+_PEER_LOST = ("gloo", "connection reset", "connection closed", "coordination service", "heartbeat")
+
+
 @contextlib.contextmanager
 def stop_on_peer_failure() -> Iterator[None]:
-    """In a job of several processes, a collective that fails because another process died
-    (gloo reports its lost connection at once) stops this process with one line and exit status
-    2, without waiting at JAX's shutdown barrier for the dead process."""
+    """In a job of several processes, end this process at once on any error, with one line.
+
+    A collective that fails because another process died (gloo reports the lost connection at
+    once) says so; any other error is reported as the command line reports it. Either way the
+    process exits with ``os._exit`` (status 2; 130 for Ctrl-C): a normal exit would wait at JAX's
+    shutdown barrier for the dead process and then abort. With one process this does nothing.
+    """
     try:
         yield
-    except jax.errors.JaxRuntimeError as e:
-        if jax.process_count() < 2:
+    except BaseException as e:
+        if jax.process_count() < 2 or isinstance(e, SystemExit):
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        _stop(
-            f"process {jax.process_index()} of {jax.process_count()}: a collective with the other "
-            f"processes failed ({first}); another process died? The run directory keeps its last "
-            "checkpoint: continue with --resume DIR"
-        )
+        me, n = jax.process_index(), jax.process_count()
+        text = str(e).strip()
+        first = text.splitlines()[0] if text else type(e).__name__
+        if isinstance(e, KeyboardInterrupt):
+            _stop(f"process {me} of {n}: interrupted", status=130)
+        if any(word in text.lower() for word in _PEER_LOST):
+            _stop(
+                f"process {me} of {n}: a collective with the other processes failed ({first}); "
+                "another process died? The run directory keeps its last checkpoint: continue "
+                "with --resume DIR"
+            )
+        if isinstance(e, RLKitError):
+            _stop(first)
+        traceback.print_exc()
+        _stop(f"process {me} of {n}: {type(e).__name__}: {first}")
 
 
-def _stop(message: str) -> None:
+def _stop(message: str, status: int = PEER_LOST_EXIT) -> None:
     sys.stderr.write(f"error: {message}\n")
     sys.stderr.flush()
-    os._exit(PEER_LOST_EXIT)
+    os._exit(status)
 
 
 def _start_watchdog(timeout: float, interval: float = 1.0) -> None:
