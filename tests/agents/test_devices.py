@@ -11,6 +11,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SCRIPT = textwrap.dedent(
@@ -66,6 +68,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
+# The mesh tests (test_mesh.py) check the runs axis against vmap in the default suite; this
+# older check, with a whole train.py resume on two devices, runs with -m slow.
+@pytest.mark.slow
 def test_runs_split_over_two_cpu_devices(tmp_path):
     env = dict(os.environ)
     env["XLA_FLAGS"] = (

@@ -78,8 +78,9 @@ FOUR_DEVICES = textwrap.dedent(
     np.testing.assert_array_equal(m["episode_count"][:3], np.asarray(m1["episode_count"]))
 
     # 3. The data axis: a 2x2 mesh (2 runs x 2 shards, one device each) computes what one device
-    #    computes for the same 2 shards of each run (vmapped there), for on- and off-policy agents.
-    for spec in (PPO, DQN):
+    #    computes for the same 2 shards of each run (vmapped there). (DQN's data axis, replay
+    #    included, is checked across two processes below.)
+    for spec in (PPO,):
         a, ma, (agent, *_) = train(*spec, RunMesh(2, MeshShape(runs=2, data=2)), 2)
         b, mb, _ = train(*spec, RunMesh(2, MeshShape(1, 1), shards=2, devices=jax.devices()[:1]), 2)
         close(a.agent_state, b.agent_state, f"{spec[0]}: 2x2 mesh != one device")

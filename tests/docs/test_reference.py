@@ -10,6 +10,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 from scripts import docs_reference
+import pytest
+
+# One site build and one pool of page runs per session: keep these tests on one worker.
+pytestmark = pytest.mark.xdist_group("docs")
 
 
 def test_every_public_name_has_a_place_in_the_reference():

@@ -13,12 +13,15 @@ from __future__ import annotations
 import pytest
 import tutorial_blocks as tutorials
 
+# One site build and one pool of page runs per session: keep these tests on one worker.
+pytestmark = pytest.mark.xdist_group("docs")
+
 PAGES = tutorials.tested_pages()
 
 
 def test_there_are_tutorials():
     expected = {"port-from-rlax.md", "own-agent.md", "command-line.md", "sweeps.md", "gymnasium.md"}
-    assert expected | {"minatar.md"} <= set(PAGES), PAGES
+    assert expected | {"minatar.md", "devices.md"} <= set(PAGES), PAGES
 
 
 @pytest.mark.parametrize("page", PAGES)
