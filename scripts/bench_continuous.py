@@ -60,13 +60,12 @@ import agents
 from agents.base import stack_configs
 from agents.evaluation import evaluate
 from agents.policy import run_policy
-from agents.runtime.compile import compile_init_and_chunk
-from agents.runtime.loop import init_runner, make_train_chunk
 from envs.wrappers import make_vec
 from scripts.bench_peers import (
     FiveTupleStep,
     Program,
     chunk_updates,
+    rlkit_program,
     run_program,
     seeded,
 )
@@ -77,33 +76,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV_ID = "Pendulum-v1"
 ACTION_HALF_RANGE = 2.0  # Pendulum-v1's Box is [-2, 2]
 
+#: What SAC and TD3 share (one gradient step per env step, 64x64 networks).
+_SHARED: dict[str, Any] = {
+    "num_envs": 1,
+    "rollout_length": 1,
+    "utd": 1.0,
+    "batch_size": 256,
+    "learning_rate": 1e-3,
+    "gamma": 0.99,
+    "tau": 0.005,
+    "learning_starts": 100,
+    "actor_hidden": (64, 64),
+    "critic_hidden": (64, 64),
+}
+
 #: The shared hyperparameters, in rlkit's config field names, per agent.
 SETTINGS: dict[str, dict[str, Any]] = {
-    "sac": {
-        "num_envs": 1,
-        "rollout_length": 1,
-        "utd": 1.0,
-        "batch_size": 256,
-        "learning_rate": 1e-3,
-        "gamma": 0.99,
-        "tau": 0.005,
-        "learning_starts": 100,
-        "actor_hidden": (64, 64),
-        "critic_hidden": (64, 64),
-        "activation": "relu",
-        "init_alpha": 1.0,
-    },
+    "sac": {**_SHARED, "activation": "relu", "init_alpha": 1.0},
     "td3": {
-        "num_envs": 1,
-        "rollout_length": 1,
-        "utd": 1.0,
-        "batch_size": 256,
-        "learning_rate": 1e-3,
-        "gamma": 0.99,
-        "tau": 0.005,
-        "learning_starts": 100,
-        "actor_hidden": (64, 64),
-        "critic_hidden": (64, 64),
+        **_SHARED,
         "activation": "silu",
         "policy_delay": 2,
         "target_update_interval": 2,
@@ -133,21 +124,7 @@ def _rlkit_program(agent_name: str, steps: int, num_seeds: int, num_chunks: int,
     venv, env_params = make_vec(ENV_ID, config.num_envs)
     agent = cls(_space(venv.observation_space), _space(venv.action_space))
     agent.check_config(config)
-    per = chunk_updates(config.num_updates, num_chunks)
-    chunk = make_train_chunk(agent, venv, env_params, per)
-    init, step = seeded(
-        lambda key: init_runner(agent, venv, env_params, config, key),
-        lambda rs: chunk(config, rs),
-        num_seeds,
-        spread,
-    )
-    runs = num_seeds if (spread and num_seeds > 1) else None
-
-    def compile_both(key):
-        return compile_init_and_chunk(init, (key,), step, lambda state: (state,), runs)
-
-    program = Program(init, step, config.num_updates // per, per * config.steps_per_update,
-                      compile_both)
+    program = rlkit_program(agent, venv, env_params, config, num_seeds, num_chunks, spread)
     return agent, config, program
 
 

@@ -9,9 +9,19 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from agents.runtime.devices import vmap_runs
+from agents.runtime.compile import compile_init_and_chunk
+from agents.runtime.devices import runs_sharding, vmap_runs
+from agents.runtime.loop import init_runner, make_train_chunk
 
-__all__ = ["FiveTupleStep", "Program", "chunk_updates", "run_program", "seeded", "time_program"]
+__all__ = [
+    "FiveTupleStep",
+    "Program",
+    "chunk_updates",
+    "rlkit_program",
+    "run_program",
+    "seeded",
+    "time_program",
+]
 
 
 class FiveTupleStep:
@@ -72,6 +82,31 @@ def seeded(
     if spread:
         return vmap_runs(init, num_seeds), vmap_runs(chunk, num_seeds)
     return jax.vmap(init), jax.vmap(chunk)
+
+
+def rlkit_program(
+    agent: Any, venv: Any, env_params: Any, config: Any, num_seeds: int, num_chunks: int,
+    spread: bool = True,
+) -> Program:
+    """An rlkit agent's training run as a ``Program``: ``num_seeds`` seeds (``seeded``), the run
+    cut into chunks of ``chunk_updates`` updates, compiled as the trainer compiles it."""
+    per = chunk_updates(config.num_updates, num_chunks)
+    chunk = make_train_chunk(agent, venv, env_params, per)
+    init, step = seeded(
+        lambda key: init_runner(agent, venv, env_params, config, key),
+        lambda rs: chunk(config, rs),
+        num_seeds,
+        spread,
+    )
+    # Where the outputs of the spread seeds go (None: one device).
+    sharding = runs_sharding(num_seeds) if (spread and num_seeds > 1) else None
+
+    def compile_both(key):
+        return compile_init_and_chunk(init, (key,), step, lambda state: (state,), sharding)
+
+    return Program(
+        init, step, config.num_updates // per, per * config.steps_per_update, compile_both
+    )
 
 
 def time_program(

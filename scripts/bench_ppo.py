@@ -32,13 +32,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # avoids most of it. Must be set before jax initialises its backend.
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 from agents.ppo import PPO  # noqa: E402  (jax not initialised yet)
-from agents.runtime.compile import compile_init_and_chunk  # noqa: E402
-from agents.runtime.devices import cpu_devices_flag, runs_sharding  # noqa: E402
-from agents.runtime.loop import init_runner, make_train_chunk  # noqa: E402
+from agents.runtime.devices import cpu_devices_flag  # noqa: E402
 from envs.wrappers import make_vec  # noqa: E402
 from scripts.bench_peers import FiveTupleStep  # noqa: E402
 from scripts.bench_peers import Program as _Program  # noqa: E402
 from scripts.bench_peers import chunk_updates as _chunk_updates  # noqa: E402
+from scripts.bench_peers import rlkit_program as _rlkit_program_of  # noqa: E402
 from scripts.bench_peers import seeded as _seeded  # noqa: E402
 from scripts.bench_peers import time_program as _time_program  # noqa: E402
 
@@ -83,23 +82,7 @@ def _rlkit_program(
     config = PPO.Config(**{**PUREJAXRL_SETTINGS, "total_timesteps": total_timesteps})
     venv, env_params = make_vec("CartPole-v1", config.num_envs)
     agent = PPO(_space(venv.observation_space), _space(venv.action_space))
-    per = _chunk_updates(config.num_updates, num_chunks)
-    chunk = make_train_chunk(agent, venv, env_params, per)
-    init, step = _seeded(
-        lambda key: init_runner(agent, venv, env_params, config, key),
-        lambda rs: chunk(config, rs),
-        num_seeds,
-        spread,
-    )
-    runs = num_seeds if (spread and num_seeds > 1) else None  # outputs split over devices
-
-    def compile_both(key):
-        return compile_init_and_chunk(
-            init, (key,), step, lambda state: (state,), runs and runs_sharding(runs)
-        )
-
-    return _Program(init, step, config.num_updates // per, per * config.steps_per_update,
-                    compile_both)
+    return _rlkit_program_of(agent, venv, env_params, config, num_seeds, num_chunks, spread)
 
 
 def _space(space_or_method):

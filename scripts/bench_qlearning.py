@@ -26,11 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # A long compiled program can stall on a 2-core CPU backend (see docs/design.md).
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 import agents  # noqa: E402  (jax not initialised yet)
-from agents.runtime.compile import compile_init_and_chunk  # noqa: E402
-from agents.runtime.devices import cpu_devices_flag, runs_sharding  # noqa: E402
-from agents.runtime.loop import init_runner, make_train_chunk  # noqa: E402
+from agents.runtime.devices import cpu_devices_flag  # noqa: E402
 from envs.wrappers import make_vec  # noqa: E402
-from scripts.bench_peers import FiveTupleStep, Program, chunk_updates, seeded  # noqa: E402
+from scripts.bench_peers import FiveTupleStep, Program, chunk_updates, rlkit_program, seeded  # noqa: E402,E501
 from scripts.bench_peers import time_program  # noqa: E402
 
 os.environ["XLA_FLAGS"] = cpu_devices_flag()
@@ -121,24 +119,7 @@ def _rlkit_program(
     venv, env_params = make_vec("CartPole-v1", config.num_envs)
     agent = cls(venv.observation_space(env_params), venv.action_space(env_params))
     agent.check_config(config)
-    per = chunk_updates(config.num_updates, num_chunks)
-    chunk = make_train_chunk(agent, venv, env_params, per)
-    init, step = seeded(
-        lambda key: init_runner(agent, venv, env_params, config, key),
-        lambda rs: chunk(config, rs),
-        num_seeds,
-        spread=True,
-    )
-    runs = num_seeds if num_seeds > 1 else None
-
-    def compile_both(key):
-        return compile_init_and_chunk(
-            init, (key,), step, lambda state: (state,), runs and runs_sharding(runs)
-        )
-
-    return Program(
-        init, step, config.num_updates // per, per * config.steps_per_update, compile_both
-    )
+    return rlkit_program(agent, venv, env_params, config, num_seeds, num_chunks)
 
 
 def _rejax_program(
