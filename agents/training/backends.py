@@ -108,10 +108,9 @@ class CompiledBackend(Backend):
         R = built.num_runs
         self.mesh = mesh = RunMesh(R, built.mesh_shape)
         shards = mesh.shards
-        # One shard's view of every run: its share of the envs, replay and batch.
+        # One shard's view of every run: its share of the envs, replay and batch (checked valid by
+        # agents.runs.spec.build).
         local = [local_config(c, shards) for c in built.configs]
-        for c in local:
-            agent.check_config(c)
         config = local_config(built.config, shards)
         venv, env_params = make_vec(built.env_id, config.num_envs)
         self.env_params = env_params
@@ -195,8 +194,7 @@ class HostBackend(Backend):
             raise RLKitError("--num-seeds/--sweep: the host (Gymnasium) backend trains one run")
         agent = built.agent
         self.processes, me = jax.process_count(), jax.process_index()
-        self.config = config = local_config(built.config, self.processes)
-        agent.check_config(config)
+        self.config = config = local_config(built.config, self.processes)  # checked by build
         # Every process its own envs (episode seeds differ per process).
         self.henv = HostVecEnv(built.env_id, config.num_envs, seed=built.args.seed + 100_003 * me)
         if tuple(self.henv.observation_space.shape) != tuple(agent.observation_space.shape):
