@@ -20,7 +20,9 @@ speed table) and one page per agent, ``docs/results/<agent>.md``.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
+import io
 import json
 import os
 import platform
@@ -31,16 +33,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np
+
 import agents
+from agents.evaluation import EvalResult, evaluate
 from agents.evaluation.plots import plot_learning_curves
-from envs.host import reward_threshold
+from agents.runs.files import atomic_write_text, read_json, write_json
+from envs.host import reward_threshold, rlkit_id
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "docs", "results")
 DATA = os.path.join(RESULTS, "data")
 FIGURES = os.path.join(RESULTS, "figures")
 
-#: (agent, env, seeds): every agent/env row of docs/benchmarks.md that the compiled backend runs.
+#: (agent, env, seeds): every agent/env row of docs/benchmarks.md.
 RUNS: list[tuple[str, str, int]] = [
     ("a2c", "CartPole-v1", 6),
     ("ppo", "CartPole-v1", 6),
@@ -53,15 +59,21 @@ RUNS: list[tuple[str, str, int]] = [
     ("dqn", "MountainCar-v0", 6),
     ("qrdqn", "CartPole-v1", 3),
     # The agents merged later, each on the env of its preset, 3 seeds (a loaded 2-core machine).
-    ("iqn", "CartPole-v1", 3),  # no data yet: over 9 min (killed) on the loaded 2-core machine
+    ("iqn", "CartPole-v1", 3),
     ("mdqn", "CartPole-v1", 3),
     ("rainbow", "CartPole-v1", 3),
     ("pqn", "CartPole-v1", 3),
     ("impala", "CartPole-v1", 3),
     ("sac", "Pendulum-v1", 3),
     ("td3", "Pendulum-v1", 3),
+    ("td3", "MountainCarContinuous-v0", 3),
     ("ddpg", "Pendulum-v1", 3),
+    # Host envs (Gymnasium's Box2D), on the synchronous pipeline (the host loop's results bit for
+    # bit, faster).
+    ("dqn", "LunarLander-v3", 3),
 ]
+#: Extra train.py flags of some rows.
+EXTRA_ARGS: dict[str, list[str]] = {"dqn-LunarLander-v3": ["--pipeline", "sync"]}
 #: Logged points per run: --log-every is the preset's total_timesteps divided by this.
 LOG_POINTS = 50
 #: Resolution of the PNGs (about 80 kB each at 9 x 5.8 inches).
@@ -101,40 +113,74 @@ def preset_steps(agent: str, env: str) -> int:
     return int(agents.get_agent(agent).default_config(env).total_timesteps)
 
 
-def run_one(agent: str, env: str, seeds: int, runs_dir: str) -> dict:
-    """Train one row of RUNS and copy its data into docs/results/data; returns its meta.json."""
-    name = run_name(agent, env)
-    out = os.path.join(runs_dir, name)
-    if os.path.exists(out):
-        shutil.rmtree(out)
+def _train(argv: list[str], name: str) -> float:
+    """Run ``scripts/train.py argv`` in a subprocess; its wall time in seconds."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "scripts/train.py", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{name}: train.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
+def _train_argv(agent: str, env: str, out: str) -> list[str]:
     log_every = max(1000, preset_steps(agent, env) // LOG_POINTS)
-    argv = [
-        "scripts/train.py",
+    return [
         "--agent",
         agent,
         "--env",
         env,
-        "--num-seeds",
-        str(seeds),
         "--log-every",
         str(log_every),
         "--out",
         out,
         "--quiet",
+        *EXTRA_ARGS.get(run_name(agent, env), []),
     ]
+
+
+def run_one(agent: str, env: str, seeds: int, runs_dir: str) -> dict:
+    """Train one row of RUNS and copy its data into docs/results/data; returns its meta.json.
+
+    On rlkit's own envs the seeds are one vmapped ``train.py --num-seeds`` program. On any other
+    env (the host backend trains one run at a time) each seed is its own ``train.py --seed S``
+    run with its final evaluation skipped; ``merge_host_runs`` then evaluates every seed's best
+    policy on Gymnasium's env exactly as the final evaluation would and merges the runs into one
+    run's files (``run`` and ``seed`` columns of metrics.csv = the seed).
+    """
+    name = run_name(agent, env)
+    out = os.path.join(runs_dir, name)
+    if os.path.exists(out):
+        shutil.rmtree(out)
     load_before = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{name}: train.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    if rlkit_id(env) is not None:
+        argv = _train_argv(agent, env, out) + ["--num-seeds", str(seeds)]
+        wall = _train(argv, name)
+        command = "python scripts/train.py " + " ".join(a if a != out else "DIR" for a in argv)
+        run_dirs = [out]
+    else:
+        run_dirs = [os.path.join(out, f"seed-{s}") for s in range(seeds)]
+        wall = 0.0
+        for s, d in enumerate(run_dirs):
+            argv = _train_argv(agent, env, d) + ["--seed", str(s), "--eval-episodes", "0"]
+            wall += _train(argv, name)
+        command = (
+            "python scripts/train.py "
+            + " ".join(a if a != run_dirs[-1] else "DIR/seed-S" for a in argv).replace(
+                f"--seed {seeds - 1}", "--seed S"
+            )
+            + f"  # for S in 0..{seeds - 1}"
+        )
     meta = {
         "agent": agent,
         "env": env,
         "seeds": seeds,
-        "command": "python " + " ".join(a if a != out else "DIR" for a in argv),
+        "command": command,
         "machine": machine(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         "wall_s": round(wall, 1),
@@ -143,13 +189,83 @@ def run_one(agent: str, env: str, seeds: int, runs_dir: str) -> dict:
     }
     dest = os.path.join(DATA, name)
     os.makedirs(dest, exist_ok=True)
-    for f in COPIED:
-        shutil.copy(os.path.join(out, f), os.path.join(dest, f))
+    if len(run_dirs) == 1:
+        for f in COPIED:
+            shutil.copy(os.path.join(out, f), os.path.join(dest, f))
+    else:
+        merge_host_runs(run_dirs, dest)
     clean_paths(dest, out)
-    with open(os.path.join(dest, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
+    write_json(os.path.join(dest, "meta.json"), meta)
     return meta
+
+
+#: Episodes and seed of the final evaluation, as train.py's defaults make it.
+FINAL_EVAL_EPISODES = 100
+FINAL_EVAL_SEED = 10_000
+
+
+def merge_host_runs(run_dirs: list[str], dest: str) -> None:
+    """One run's metrics.csv, summary.json and config.json in ``dest`` from one run per seed.
+
+    Every seed's best policy is evaluated for ``FINAL_EVAL_EPISODES`` greedy episodes on
+    Gymnasium's env; the episodes of all seeds make one ``EvalResult``, so the CIs over seeds are
+    those of a multi-seed run. Train times add up; the compile time is the mean over the runs.
+    """
+    results, summaries, rows, fields = [], [], [], None
+    for s, d in enumerate(run_dirs):
+        summaries.append(read_json(os.path.join(d, "summary.json")))
+        policy, env_id = agents.load_policy(d, which="best")
+        results.append(
+            evaluate(
+                policy,
+                env_id,
+                episodes=FINAL_EVAL_EPISODES,
+                backend="gymnasium",
+                seed=FINAL_EVAL_SEED + s,
+            )
+        )
+        with open(os.path.join(d, "metrics.csv"), newline="") as f:
+            reader = csv.DictReader(f)
+            fields = fields or reader.fieldnames
+            for row in reader:
+                row["run"] = row["seed"] = str(s)
+                rows.append(row)
+    first = results[0]
+    merged = EvalResult(
+        returns=np.concatenate([r.returns for r in results]),
+        lengths=np.concatenate([r.lengths for r in results]),
+        env_id=first.env_id,
+        backend=first.backend,
+        reward_threshold=first.reward_threshold,
+        seeds=tuple(range(len(results))),
+        env_index=np.concatenate([r.env_index for r in results]),
+        deterministic=first.deterministic,
+        seed=first.seed,
+    )
+    train_s = sum(x["train_s"] for x in summaries)
+    steps = sum(x["env_steps_per_run"] for x in summaries)
+    best = [x.get("best_during_training") or {} for x in summaries]
+    summary = {
+        **summaries[0],
+        "runs": len(run_dirs),
+        "compile_s": float(np.mean([x["compile_s"] for x in summaries])),
+        "train_s": train_s,
+        "steps_per_s": steps / train_s,
+        "final_train_return": float(np.mean([x["final_train_return"] for x in summaries])),
+        "best_during_training": {
+            k: [v for b in best for v in b.get(k, [])] for k in ("eval_return", "env_steps")
+        },
+        "eval": {**merged.summary(), "policy": "best"},
+        "wall_time_s": sum(x["wall_time_s"] for x in summaries),
+        "run_dir": os.path.dirname(run_dirs[0]),
+    }
+    write_json(os.path.join(dest, "summary.json"), summary)
+    shutil.copy(os.path.join(run_dirs[0], "config.json"), os.path.join(dest, "config.json"))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(sorted(rows, key=lambda r: (int(r["env_steps"]), int(r["run"]))))
+    atomic_write_text(os.path.join(dest, "metrics.csv"), buf.getvalue())
 
 
 def clean_paths(dest: str, run_dir: str) -> None:
@@ -171,9 +287,7 @@ def clean_paths(dest: str, run_dir: str) -> None:
         path = os.path.join(dest, f)
         with open(path) as fh:
             data = clean(json.load(fh))
-        with open(path, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
+        write_json(path, data)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -383,11 +497,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         path = render_figure(r["name"])
         print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path) / 1e3:.0f} kB)")
     text, by_agent = index_page(rows)
-    with open(os.path.join(RESULTS, "index.md"), "w") as f:
-        f.write(text)
+    atomic_write_text(os.path.join(RESULTS, "index.md"), text)
     for agent, agent_rows in by_agent.items():
-        with open(os.path.join(RESULTS, f"{agent}.md"), "w") as f:
-            f.write(agent_results_page(agent, agent_rows))
+        atomic_write_text(os.path.join(RESULTS, f"{agent}.md"), agent_results_page(agent, agent_rows))
     print(f"wrote docs/results/index.md and {len(by_agent)} agent page(s)")
     return 0
 
