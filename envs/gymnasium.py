@@ -539,6 +539,12 @@ class RLKitVectorEnv(gymnasium.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._rlkit_action_space = env.action_space(params)
         self._action_dtype = np.dtype(env.action_space(params).dtype)
+        space = self._rlkit_action_space
+        self._discrete_bounds = (
+            (int(space.start), int(space.start) + int(space.n))
+            if isinstance(space, core.Discrete)
+            else None
+        )
         self._program = _program(env, env_id, params, num_envs)
         self._packed_params = jnp.asarray(self._program.params_packer.pack_host(params))
         self._key: jax.Array | None = None  # only read by _reset_key: the key is in _carry
@@ -581,8 +587,7 @@ class RLKitVectorEnv(gymnasium.vector.VectorEnv):
         """Steps every sub-env. Returns ``(obs, rewards, terminations, truncations, info)``."""
         if self._carry is None:
             raise gymnasium.error.ResetNeeded("Call reset before step.")
-        core.check_action(self._rlkit_action_space, actions, self.rlkit_id, batch=self.num_envs)
-        actions = np.asarray(actions, dtype=self._action_dtype)
+        actions = self._checked_actions(actions)
         self._last_actions = actions
         info: dict[str, Any] = {}
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
@@ -610,6 +615,25 @@ class RLKitVectorEnv(gymnasium.vector.VectorEnv):
                 }
         self._obs = obs
         return obs, reward, terminated, truncated, info
+
+    def _checked_actions(self, actions) -> np.ndarray:
+        """``actions`` as the env's action dtype, after ``core.check_action``'s checks.
+
+        An integer array of shape ``(num_envs,)`` for a Discrete space (what a vector env is
+        stepped with at every step) is checked with one min and one max; anything else, and any
+        action outside the space, goes through ``core.check_action``, which names it.
+        """
+        a = np.asarray(actions)
+        bounds = self._discrete_bounds
+        if (
+            bounds is None
+            or a.dtype.kind not in "iu"
+            or a.shape != (self.num_envs,)
+            or a.min() < bounds[0]
+            or a.max() >= bounds[1]
+        ):
+            core.check_action(self._rlkit_action_space, a, self.rlkit_id, batch=self.num_envs)
+        return a.astype(self._action_dtype, copy=False)
 
     def render(self):
         """A tuple of ``rgb_array`` frames, one per sub-env (``render_mode="rgb_array"``)."""

@@ -11,9 +11,8 @@ from flax import struct
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs import core
+from envs import core, host
 from envs import gymnasium as bridge
-from envs import host
 from envs.wrappers import step_reads_key
 from rlkit.errors import RLKitError
 
@@ -316,6 +315,19 @@ def test_vector_env_one_compiled_call_per_step_and_no_recompilation(monkeypatch)
         venv.reset(options={"reset_mask": np.array([True, False])})
 
 
+def test_vector_env_checks_every_action_it_is_stepped_with():
+    venv = gymnasium.make_vec("rlkit/CartPole-v1", 3, vectorization_mode="vector_entry_point")
+    venv.reset(seed=0)
+    for bad in ([0, 2, 1], [-1, 0, 0], [0, 1], [0.5, 1.0, 0.0]):
+        with pytest.raises(RLKitError, match=r"action: .* outside the action space"):
+            venv.step(np.array(bad))
+    # Integral floats and other integer dtypes are accepted, as the single env accepts them.
+    obs_a = venv.step(np.array([1.0, 0.0, 1.0]))[0]
+    venv.reset(seed=0)
+    obs_b = venv.step(np.array([1, 0, 1], np.uint8))[0]
+    np.testing.assert_array_equal(obs_a, obs_b)
+
+
 # ------------------------------------------------------------------------------------------------
 # Writable outputs, bit-equality with the jitted env, SAME_STEP, sparse resets, rendering
 # ------------------------------------------------------------------------------------------------
@@ -343,7 +355,7 @@ def _deterministic_ids():
     ids = []
     for env_id in envs.registered():
         env, params = envs.make(env_id)
-        obs, state = env.reset(jax.random.PRNGKey(0), params)
+        _obs, state = env.reset(jax.random.PRNGKey(0), params)
         action = env.action_space(params).sample(jax.random.PRNGKey(1))
         if not step_reads_key(env, jax.random.PRNGKey(2), state, action, params):
             ids.append(env_id)
