@@ -36,6 +36,7 @@ __all__ = [
     "register",
     "register_prefix",
     "registered",
+    "is_suite_id",
     "make",
     "spec",
     "EnvSpec",
@@ -349,6 +350,12 @@ def registered() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def is_suite_id(env_id: Any) -> bool:
+    """Whether ``env_id`` is ``"<suite>:<id>"`` for a registered suite prefix (``make`` then builds
+    it through that suite's adapter; whether the suite knows ``<id>`` is the adapter's check)."""
+    return isinstance(env_id, str) and ":" in env_id and env_id.split(":", 1)[0] in _PREFIXES
+
+
 def unknown_env_error(env_id: str) -> RLKitError:
     """The RLKitError for an id ``make`` does not know, suggesting the closest registered one."""
     close = difflib.get_close_matches(str(env_id), registered(), n=1)
@@ -384,7 +391,7 @@ def make(env_id: str, **param_overrides) -> tuple[Environment, EnvParams]:
         raise unknown_env_error(env_id)
     if env_id in _REGISTRY:
         env = _REGISTRY[env_id]()
-    elif ":" in env_id and env_id.split(":", 1)[0] in _PREFIXES:
+    elif is_suite_id(env_id):
         prefix, inner_id = env_id.split(":", 1)
         env = _PREFIXES[prefix](inner_id)
     else:

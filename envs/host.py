@@ -66,11 +66,13 @@ def gymnasium_id(env_id: str) -> str:
 def rlkit_id(env_id: str) -> str | None:
     """The rlkit env id that ``env_id`` names, or None.
 
-    ``env_id`` may be an rlkit id (``"CartPole-v1"``) or its Gymnasium id (``"rlkit/CartPole-v1"``,
-    the exact inverse of ``gymnasium_id``, also for ids that contain ``/``).
+    ``env_id`` may be an rlkit id (``"CartPole-v1"``), its Gymnasium id (``"rlkit/CartPole-v1"``,
+    the exact inverse of ``gymnasium_id``, also for ids that contain ``/``), or another JAX
+    suite's env through rlkit's adapter (``"gymnax:CartPole-v1"``, ``"brax:fast"``; see
+    ``envs.core.is_suite_id``), which is returned as it is.
     """
     registered = core.registered()
-    if env_id in registered:
+    if env_id in registered or core.is_suite_id(env_id):
         return env_id
     if env_id.startswith(NAMESPACE + "/"):
         for candidate in registered:

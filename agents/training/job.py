@@ -36,6 +36,7 @@ from agents.training.backends import Backend
 from agents.training.best import BestTracker, finite_runs
 from agents.training.pipeline import make_backend
 from agents.training.report import Progress, TensorBoard, print_summary, say, summarise_chunk
+from envs.core import is_suite_id
 from envs.host import is_gymnasium_id
 from rlkit.errors import RLKitError
 
@@ -268,14 +269,18 @@ def _run_backend(built: BuiltRun, out: str, t_start: float) -> dict:
 
 def _final_eval(built: BuiltRun, out: str) -> dict | None:
     args = built.args
-    if not is_gymnasium_id(args.env):
+    if is_gymnasium_id(args.env):
+        backend = "gymnasium"
+    elif is_suite_id(args.env):
+        backend = "jax"  # another JAX suite's env (gymnax, Brax): the adapter runs that env itself
+    else:
         say(args.quiet, f"skipping final evaluation: {args.env!r} is not a Gymnasium id")
         return None
     which = resolve_policy_choice(out, args.final_policy)
     policy, _ = load_policy(out, which=which)
     t0 = time.perf_counter()
     result = evaluate(
-        policy, args.env, episodes=args.eval_episodes, backend="gymnasium", seed=args.seed + 10_000
+        policy, args.env, episodes=args.eval_episodes, backend=backend, seed=args.seed + 10_000
     )
     summary = result.summary()
     summary["policy"] = which

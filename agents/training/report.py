@@ -118,7 +118,8 @@ def print_summary(summary: dict) -> None:
 def format_eval(ev: dict) -> str:
     thr = ev.get("reward_threshold")
     lines = [
-        f"evaluation on Gymnasium {ev.get('env_id')} ({ev.get('episodes_per_seed')} episodes x "
+        f"evaluation on {'Gymnasium ' if ev.get('backend') == 'gymnasium' else ''}"
+        f"{ev.get('env_id')} ({ev.get('episodes_per_seed')} episodes x "
         f"{ev.get('num_seeds')} seed(s), greedy, {ev.get('policy', 'last')} policy): "
         f"mean {ev['mean']:.2f} +- {ev['std']:.2f}"
     ]
