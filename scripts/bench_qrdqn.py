@@ -154,13 +154,15 @@ def rlkit_times(run_dir: str, process_s: float, threshold: float = THRESHOLD) ->
 
     Returns:
       ``{"evaluations": [(env_steps, mean, in-run seconds)], "reached_at", "inrun_s",
-      "process_s", "total_process_s", "job_s"}``: the ``*_s`` to the threshold are None when it
-      was not reached; ``job_s`` is ``summary.json``'s ``wall_time_s``.
+      "process_s", "total_process_s", "job_s", "compile_s"}``: the ``*_s`` to the threshold are
+      None when it was not reached; ``job_s`` and ``compile_s`` are ``summary.json``'s
+      ``wall_time_s`` and ``compile_s``.
     """
     with open(os.path.join(run_dir, "metrics.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     with open(os.path.join(run_dir, "summary.json")) as f:
-        job_s = float(json.load(f)["wall_time_s"])
+        summary = json.load(f)
+    job_s = float(summary["wall_time_s"])
     evaluations = [
         (int(float(r["env_steps"])), float(r["eval_return"]), float(r["wall_time"]))
         for r in rows
@@ -174,6 +176,7 @@ def rlkit_times(run_dir: str, process_s: float, threshold: float = THRESHOLD) ->
         "process_s": None,
         "total_process_s": process_s,
         "job_s": job_s,
+        "compile_s": summary.get("compile_s"),
     }
     if hit is not None:
         out["reached_at"], out["inrun_s"] = hit
@@ -296,11 +299,12 @@ def _sb3_child(spec_path: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def where_time_goes(total_timesteps: int | None = None, repeats: int = 5) -> dict[str, float]:
+def where_time_goes(total_timesteps: int | None = None, repeats: int = 7) -> dict[str, float]:
     """Milliseconds per update (``steps_per_update`` env steps and ``gradient_steps`` learner
     steps) of the pieces of rlkit's compiled QR-DQN loop, one seed, preset config.
 
-    Each piece is jitted alone and timed as the fastest of ``repeats`` calls after a warm-up, on
+    Each piece is jitted alone and timed as the fastest of ``repeats`` rounds (each round calls
+    every piece once) after a warm-up, on
     a state whose buffer holds one chunk of data: ``chunk`` (``make_train_chunk``, per update),
     ``rollout`` (``collect_rollout``: acting and env steps), ``env`` (the env steps with fixed
     actions), ``act`` (``agent.act`` on the rollout's observations), ``update`` (``agent.update``:
@@ -346,14 +350,19 @@ def where_time_goes(total_timesteps: int | None = None, repeats: int = 5) -> dic
 
     update = jax.jit(lambda r, k: agent.update(config, r.agent_state, rollout, k))
     buffer = rs.agent_state.buffer
-    batch = replay.sample(buffer, jax.random.PRNGKey(1), config.batch_size,
-                          config.n_step).experience
+    # gradient_steps batches sampled beforehand (fed as the scan's input, so that no part of a
+    # step is loop-invariant and hoisted out of it).
+    batches = jax.jit(jax.vmap(
+        lambda k: replay.sample(buffer, k, config.batch_size, config.n_step).experience
+    ))(jax.random.split(jax.random.PRNGKey(1), config.gradient_steps))
     ones = jnp.ones((config.batch_size,), jnp.float32)
 
     def grads_only(learner, key):
-        def body(l, k):
+        def body(l, xs):
+            batch, k = xs
             return agent.learner_step(config, l, batch, ones, k)[0], None
-        return jax.lax.scan(body, learner, jax.random.split(key, config.gradient_steps))[0]
+        keys = jax.random.split(key, config.gradient_steps)
+        return jax.lax.scan(body, learner, (batches, keys))[0]
 
     def sample_only(key):
         def body(c, k):
@@ -374,15 +383,15 @@ def where_time_goes(total_timesteps: int | None = None, repeats: int = 5) -> dic
         "sample": (lambda: sample_fn(key), 1),
     }
     del rs2
-    out: dict[str, float] = {}
-    for name, (fn, per) in pieces.items():
+    best = dict.fromkeys(pieces, float("inf"))
+    for fn, _ in pieces.values():
         jax.block_until_ready(fn())  # compile and warm up
-        best = float("inf")
-        for _ in range(repeats):
+    for _ in range(repeats):  # rounds over every piece, so that all see the same load
+        for name, (fn, _) in pieces.items():
             t0 = time.perf_counter()
             jax.block_until_ready(fn())
-            best = min(best, time.perf_counter() - t0)
-        out[name] = 1e3 * best / per
+            best[name] = min(best[name], time.perf_counter() - t0)
+    out = {name: 1e3 * best[name] / per for name, (_, per) in pieces.items()}
     print(f"rlkit QR-DQN, one seed, per update ({config.steps_per_update} env steps, "
           f"{config.gradient_steps} gradient steps of batch {config.batch_size}, "
           f"{config.num_quantiles} quantiles), fastest of {repeats}:")
