@@ -37,7 +37,7 @@ from agents.runtime.compile import compile_once  # noqa: E402
 from agents.runtime.devices import cpu_devices_flag, runs_sharding, vmap_runs  # noqa: E402
 from agents.runtime.loop import init_runner, make_train_chunk  # noqa: E402
 from envs.wrappers import make_vec  # noqa: E402
-from scripts.bench_peers import FiveTupleStep  # noqa: E402
+from scripts.bench_peers import THRESHOLD, FiveTupleStep, sb3_greedy_evaluations  # noqa: E402
 
 # One CPU device per core, as scripts/train.py sets up: rlkit's seeds are split over them when
 # their number is a multiple of the device count.
@@ -52,8 +52,6 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["REJAX_CARTPOLE", "RL_ZOO_CARTPOLE", "benchmark_dqn"]
-
-THRESHOLD = 475.0
 
 #: RL Zoo's CartPole-v1 DQN hyperparameters (rl-baselines3-zoo ``hyperparams/dqn.yml``).
 RL_ZOO_CARTPOLE: dict[str, Any] = {
@@ -230,35 +228,12 @@ def seed_scaling(num_seeds: int = 8, num_chunks: int = 5) -> dict[str, float]:
 
 def _bench_sb3_like(name: str, dqn_cls, num_seeds: int, eval_every: int, episodes: int):
     import gymnasium as gym
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.evaluation import evaluate_policy
-
-    class _StopWhenSolved(BaseCallback):
-        def __init__(self):
-            super().__init__()
-            self.eval_env = gym.make("CartPole-v1")
-            self.eval_s = 0.0
-            self.solved_at = None
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps % eval_every:
-                return True
-            t0 = time.perf_counter()
-            mean, _ = evaluate_policy(
-                self.model, self.eval_env, n_eval_episodes=episodes, deterministic=True
-            )
-            self.eval_s += time.perf_counter() - t0
-            print(f"  {name:6s} {self.num_timesteps:>7d} steps  greedy return {mean:.1f}")
-            if mean >= THRESHOLD:
-                self.solved_at = self.num_timesteps
-                return False
-            return True
 
     solved, train_s, steps, wall = [], 0.0, 0, 0.0
     for seed in range(num_seeds):
         env = gym.make("CartPole-v1")
         model = dqn_cls("MlpPolicy", env, seed=seed, verbose=0, **RL_ZOO_CARTPOLE)
-        cb = _StopWhenSolved()
+        cb = sb3_greedy_evaluations(name, eval_every, episodes, THRESHOLD)
         t0 = time.perf_counter()
         model.learn(RL_ZOO_TIMESTEPS, callback=cb)
         elapsed = time.perf_counter() - t0

@@ -5,6 +5,7 @@
     python scripts/benchmark.py dqn          # time to solve CartPole: rlkit vs SB3 / sbx / rejax
     python scripts/benchmark.py ppo          # PureJaxRL settings: rlkit vs rejax, 1 and 8 seeds
     python scripts/benchmark.py qlearning    # PQN, DQN (IQN): rlkit vs rejax, 1 and 8 seeds
+    python scripts/benchmark.py qrdqn        # QR-DQN: time to a greedy 475 vs sb3-contrib
     python scripts/benchmark.py eval         # vectorised evaluation vs a make_vec loop
     python scripts/benchmark.py host         # DQN on LunarLander: host backend, pipeline, SB3
     python scripts/benchmark.py scaling      # PPO env steps/s over mesh shapes of 1..N devices
@@ -31,6 +32,7 @@ SUITES = {
     "ppo": "scripts.bench_ppo",
     "eval": "scripts.bench_eval",
     "qlearning": "scripts.bench_qlearning",
+    "qrdqn": "scripts.bench_qrdqn",
     "host": "scripts.bench_host",
     "scaling": "scripts.bench_scaling",
     "sac": "scripts.bench_continuous",
