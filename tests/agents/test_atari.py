@@ -16,7 +16,7 @@ import pytest
 import agents
 from agents.base import Transition, training_rewards
 from agents.networks import CNN, ActorCritic, conv_spec
-from agents.presets import ATARI_IDS, ATARI_SETTINGS
+from agents.presets import ATARI_IDS
 from envs.core import Box, Discrete
 
 ATARI_OBS = Box(0, 255, (84, 84, 4), dtype=np.uint8)
