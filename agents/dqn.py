@@ -217,8 +217,8 @@ class DQN(ValueBasedAgent):
         # Atari (ALE/<Game>-v5 of ATARI_IDS), after CleanRL's dqn_atari: Adam 1e-4, batch 32, 80k
         # steps before learning, one gradient step per 4 env steps, a hard target copy every 1000
         # env steps (250 gradient steps), epsilon 1 -> 0.01 over the first 10% of 10M steps; with
-        # 3-step Double-Q targets. The buffer holds 100k transitions (uint8 frames, obs and
-        # next_obs: about 5.6 GB), sized for a 24 GB machine rather than the paper's 1M.
+        # 3-step Double-Q targets. The buffer keeps the default 100k transitions (uint8 frames,
+        # obs and next_obs: about 5.6 GB), sized for a 24 GB machine rather than the paper's 1M.
         **per_atari_game(
             {
                 "total_timesteps": 10_000_000,
@@ -226,7 +226,6 @@ class DQN(ValueBasedAgent):
                 "rollout_length": 16,
                 "gradient_steps": 32,
                 "batch_size": 32,
-                "buffer_size": 100_000,
                 "learning_starts": 80_000,
                 "learning_rate": 1e-4,
                 "adam_eps": 1.5e-4,

@@ -107,17 +107,9 @@ class IMPALA(ActorCriticAgent):
         },
         # Atari (ALE/<Game>-v5 of ATARI_IDS): the paper's settings (Espeholt et al., 2018, the
         # shallow network's): unrolls of 20, RMSprop lr 6e-4 (eps 0.01) annealed, gradient norm
-        # 40, entropy 0.01, rewards clipped; 8 envs and 10M steps; the Nature-DQN torso.
-        **per_atari_game(
-            {
-                "total_timesteps": 10_000_000,
-                "num_envs": 8,
-                "rollout_length": 20,
-                "learning_rate": 6e-4,
-                "ent_coef": 0.01,
-                "vf_coef": 0.5,
-            }
-        ),
+        # 40, entropy 0.01, rewards clipped; 8 envs and 10M steps; the Nature-DQN torso
+        # (all ImpalaConfig defaults but the step count).
+        **per_atari_game({"total_timesteps": 10_000_000}),
     }
 
     def vtrace_targets(

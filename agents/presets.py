@@ -48,12 +48,9 @@ ATARI_IDS: tuple[str, ...] = tuple(f"ALE/{game}-v5" for game in _ATARI_GAMES)
 #: the network), learning from the sign of the reward (the returns logged stay the game's) and
 #: unrolled gradient steps (XLA's CPU backend runs convolution gradients inside a loop several
 #: times slower; docs/benchmarks.md).
+#: The torso is every config's default (``cnn="nature"``, ``cnn_channels=(32, 64, 64)``, ...), so
+#: only the rest is set here (presets hold what differs from the defaults).
 ATARI_SETTINGS: dict[str, Any] = {
-    "cnn": "nature",
-    "cnn_channels": (32, 64, 64),
-    "cnn_kernels": (8, 4, 3),
-    "cnn_strides": (4, 2, 1),
-    "cnn_dense": 512,
     "sign_rewards": True,
     "unroll_updates": True,
 }
