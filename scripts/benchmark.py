@@ -7,7 +7,7 @@
     python scripts/benchmark.py qlearning    # PQN, DQN (IQN): rlkit vs rejax, 1 and 8 seeds
     python scripts/benchmark.py eval         # vectorised evaluation vs a make_vec loop
     python scripts/benchmark.py host         # DQN on LunarLander: host backend, pipeline, SB3
-    python scripts/benchmark.py atari        # PPO on Breakout, 8 envs: rlkit vs a CleanRL-style loop
+    python scripts/benchmark.py atari        # PPO on Breakout, 8 envs: rlkit vs CleanRL-style
     python scripts/benchmark.py scaling      # PPO env steps/s over mesh shapes of 1..N devices
     python scripts/benchmark.py sac          # SAC on Pendulum: host and compiled vs sbx and rejax
     python scripts/benchmark.py td3          # TD3 on Pendulum: host and compiled vs sbx and rejax
