@@ -131,7 +131,8 @@ def test_train_script_runs_ppo_on_breakout(tmp_path):
     code = train_script.main([
         "--agent", "ppo", "--env", "ALE/Breakout-v5", "--total-timesteps", "256",
         "--num-envs", "2", "--rollout-length", "64", "--num-epochs", "1",
-        "--num-minibatches", "2", "--cnn-dense", "32", "--eval-every", "0", "--eval-episodes", "0", "--quiet",
+        "--num-minibatches", "2", "--cnn-dense", "32", "--eval-every", "0",
+        "--eval-episodes", "0", "--quiet",
         "--out", out,
     ])
     assert code == 0
