@@ -121,7 +121,6 @@ def test_dqn_replay_keeps_uint8_frames():
     assert len(frames) == 2 and all(x.dtype == jnp.uint8 for x in frames)
 
 
-@pytest.mark.slow  # about 30 s on a loaded 2-core CPU (compiles, then 256 Atari steps)
 def test_train_script_runs_ppo_on_breakout(tmp_path):
     pytest.importorskip("ale_py")
     pytest.importorskip("cv2")
