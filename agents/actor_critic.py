@@ -42,6 +42,7 @@ from agents.base import (
     hyperparameter,
     make_optimizer,
     static_field,
+    training_rewards,
 )
 from agents.networks import ActorCritic, activation_fn, conv_spec
 from agents.parallel import data_axis_names, data_mean
@@ -236,7 +237,7 @@ class ActorCriticAgent(Agent):
         self, config: ActorCriticConfig, reward_norm: Any, rollout: Transition
     ) -> tuple[chex.Array, Any]:
         """Rewards for the advantages and the new scaler state (unchanged if not normalising)."""
-        reward = rollout.reward.astype(jnp.float32)
+        reward = training_rewards(config, rollout.reward)
         if not config.normalize_reward:
             return reward, reward_norm
         done = jnp.logical_or(rollout.terminated, rollout.truncated)

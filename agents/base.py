@@ -36,6 +36,7 @@ from rlkit.errors import RLKitError
 __all__ = [
     "Transition",
     "BaseConfig",
+    "training_rewards",
     "Agent",
     "static_field",
     "hyperparameter",
@@ -183,6 +184,11 @@ class BaseConfig:
     """Image torso ('nature'): stride of each convolution."""
     cnn_dense: int = static_field(512, low=1)
     """Image torso: width of the dense layer after the convolutions."""
+    sign_rewards: bool = static_field(False)
+    """Learn from sign(reward) in {-1, 0, 1} (Atari's reward clipping); logged returns stay raw."""
+    unroll_updates: bool = static_field(False)
+    """Unroll the loop of gradient steps inside one update (faster CNN updates on XLA's CPU
+    backend with host envs, at a longer compile; see docs/benchmarks.md)."""
 
     @property
     def steps_per_update(self) -> int:
@@ -191,6 +197,14 @@ class BaseConfig:
     @property
     def num_updates(self) -> int:
         return max(1, self.total_timesteps // self.steps_per_update)
+
+
+def training_rewards(config: Any, reward: chex.Array) -> chex.Array:
+    """The rewards an agent learns from: ``reward`` as float32, or its sign with
+    ``config.sign_rewards`` (the reward clipping of Mnih et al., 2015). Every agent's ``update``
+    passes its rollout's rewards through this; episode returns are logged from the env's."""
+    reward = jnp.asarray(reward).astype(jnp.float32)
+    return jnp.sign(reward) if config.sign_rewards else reward
 
 
 class Agent(abc.ABC):
@@ -351,6 +365,7 @@ def minibatch_epochs(
     key: chex.PRNGKey,
     num_epochs: int,
     num_minibatches: int,
+    unroll: bool = False,
 ) -> tuple[Any, Any]:
     """``num_epochs`` shuffled passes over a flat batch, ``num_minibatches`` steps per pass.
 
@@ -365,6 +380,7 @@ def minibatch_epochs(
       key: the key of the shuffles (one split per pass).
       num_epochs: passes over the batch (static).
       num_minibatches: minibatches per pass (static).
+      unroll: unroll both scans into straight-line code (``config.unroll_updates``).
 
     Returns:
       ``(carry, metrics)`` with every metric stacked ``[num_epochs, num_minibatches]``.
@@ -384,9 +400,9 @@ def minibatch_epochs(
         minibatches = jax.tree.map(
             lambda x: jnp.take(x, perm, axis=0).reshape((m, size // m) + x.shape[1:]), batch
         )
-        return jax.lax.scan(step, carry, minibatches)
+        return jax.lax.scan(step, carry, minibatches, unroll=bool(unroll))
 
-    return jax.lax.scan(epoch, carry, perms)
+    return jax.lax.scan(epoch, carry, perms, unroll=bool(unroll))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ import rlkit
 from agents.actor_critic import ActorCriticAgent, ActorCriticConfig, ActorCriticState
 from agents.base import INT32_MAX, Transition, hyperparameter, static_field
 from agents.parallel import data_axis_names
+from agents.presets import per_atari_game
 from agents.registry import register_agent
 
 __all__ = ["IMPALA", "ImpalaBatch", "ImpalaConfig"]
@@ -104,6 +105,11 @@ class IMPALA(ActorCriticAgent):
             "max_grad_norm": 0.5,
             "ent_coef": 0.0,
         },
+        # Atari (ALE/<Game>-v5 of ATARI_IDS): the paper's settings (Espeholt et al., 2018, the
+        # shallow network's): unrolls of 20, RMSprop lr 6e-4 (eps 0.01) annealed, gradient norm
+        # 40, entropy 0.01, rewards clipped; 8 envs and 10M steps; the Nature-DQN torso
+        # (all ImpalaConfig defaults but the step count).
+        **per_atari_game({"total_timesteps": 10_000_000}),
     }
 
     def vtrace_targets(

@@ -34,7 +34,15 @@ import optax
 from flax import struct
 
 import rlkit
-from agents.base import INT32_MAX, Agent, BaseConfig, Transition, hyperparameter, static_field
+from agents.base import (
+    INT32_MAX,
+    Agent,
+    BaseConfig,
+    Transition,
+    hyperparameter,
+    static_field,
+    training_rewards,
+)
 from rlkit import replay
 from rlkit.errors import RLKitError
 
@@ -307,13 +315,17 @@ class OffPolicyAgent(Agent):
         key: chex.PRNGKey,
     ) -> tuple[OffPolicyState, dict]:
         """Store the rollout, then ``gradient_steps`` masked learner steps (module docstring)."""
-        buffer = replay.add(state.buffer, self.replay_steps(rollout))
+        rewards = training_rewards(config, rollout.reward)
+        buffer = replay.add(state.buffer, self.replay_steps(rollout._replace(reward=rewards)))
         env_steps = state.env_steps + rollout.reward.shape[0] * rollout.reward.shape[1]
         learning = (env_steps >= config.learning_starts) & replay.can_sample(buffer, config.n_step)
         carry = (state.learner, buffer, state.num_updates, env_steps)
         keys = jax.random.split(key, self.grad_steps_per_update(config))
         carry, metrics = jax.lax.scan(
-            lambda c, k: self._gradient_step(config, learning, c, k), carry, keys
+            lambda c, k: self._gradient_step(config, learning, c, k),
+            carry,
+            keys,
+            unroll=bool(config.unroll_updates),
         )
         learner, buffer, num_updates, _ = carry
         metrics = jax.tree.map(jnp.mean, metrics)

@@ -47,7 +47,7 @@ from agents.actor_critic import (
     ActorCriticState,
 )
 from agents.base import Transition, hyperparameter, minibatch_epochs, static_field
-from agents.presets import per_minatar_game
+from agents.presets import per_atari_game, per_minatar_game
 from agents.registry import register_agent
 from rlkit.errors import RLKitError
 
@@ -135,6 +135,10 @@ class PPO(ActorCriticAgent):
                 "activation": "relu",
             }
         ),
+        # Atari (ALE/<Game>-v5 of ATARI_IDS): CleanRL's ppo_atari settings (Huang et al., 2022):
+        # 8 envs x 128 steps, 4 epochs of 4 minibatches, clip 0.1, lr 2.5e-4 annealed, entropy
+        # 0.01, value 0.5, gradient norm 0.5, 10M steps (the defaults but for envs, clip, steps).
+        **per_atari_game({"total_timesteps": 10_000_000, "num_envs": 8, "clip_eps": 0.1}),
     }
 
     def grad_steps_per_update(self, config: PPOConfig) -> int:
@@ -195,6 +199,7 @@ class PPO(ActorCriticAgent):
             key,
             config.num_epochs,
             config.num_minibatches,
+            unroll=config.unroll_updates,
         )
         metrics = jax.tree.map(jnp.mean, metrics)
         metrics.update(batch_metrics)

@@ -54,6 +54,7 @@ from agents.base import (
     make_optimizer,
     minibatch_epochs,
     static_field,
+    training_rewards,
 )
 from agents.networks import QNetwork, activation_fn, conv_spec
 from agents.registry import register_agent
@@ -148,7 +149,7 @@ def pqn_targets(apply_fn: Any, params: Any, config: PQNConfig, rollout: Transiti
     """
     next_q = jax.lax.stop_gradient(apply_fn(params, rollout.next_obs))  # [T, N, A]
     returns = jax.vmap(rlkit.q_lambda_from_rollout, in_axes=(1, 1, 1, 1, None, None), out_axes=1)(
-        rollout.reward.astype(next_q.dtype),
+        training_rewards(config, rollout.reward).astype(next_q.dtype),
         next_q,
         rollout.terminated,
         rollout.truncated,
@@ -284,6 +285,7 @@ class PQN(Agent):
             key,
             config.num_epochs,
             config.num_minibatches,
+            unroll=config.unroll_updates,
         )
         metrics = jax.tree.map(jnp.mean, metrics)
         metrics["target_mean"] = jnp.mean(targets)

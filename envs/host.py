@@ -19,7 +19,13 @@ inside an rlkit id becomes ``.``), ``rlkit_id`` inverts it, ``is_gymnasium_id`` 
 registry and ``reward_threshold`` reads either registry. Ids of the ``MinAtar`` namespace
 (``MinAtar/Breakout-v1``) are the reference ``minatar`` package's own Gymnasium envs: they exist
 in Gymnasium's registry only after ``minatar.gym.register_envs()``, which ``register_reference``
-calls (when ``minatar`` is installed) the first time such an id is asked for.
+calls (when ``minatar`` is installed) the first time such an id is asked for. Ids of the ``ALE``
+namespace (``ALE/Breakout-v5``) are ale-py's, registered the same way on first use
+(``pip install 'rlkit[atari]'``).
+
+``make_gymnasium`` and ``make_gymnasium_vec`` are the one way rlkit makes a Gymnasium env (for
+training, evaluation and videos): they add an env's standard preprocessing, which for Atari ids
+is ``envs.atari.atari_preprocessing``.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from envs import core
+from envs.atari import atari_make_kwargs, atari_preprocessing, is_atari_id
 from rlkit.errors import RLKitError
 
 __all__ = [
@@ -39,6 +46,8 @@ __all__ = [
     "episode_seed",
     "gymnasium_id",
     "is_gymnasium_id",
+    "make_gymnasium",
+    "make_gymnasium_vec",
     "register_reference",
     "reward_threshold",
     "rlkit_id",
@@ -81,28 +90,45 @@ def rlkit_id(env_id: str) -> str | None:
     return None
 
 
-#: Gymnasium namespaces whose envs a third-party package registers, with the function doing it.
-REFERENCE_NAMESPACES = {"MinAtar": ("minatar.gym", "register_envs")}
+#: Gymnasium namespaces whose envs a third-party package registers: the module and the function
+#: of it doing it (None: importing the module registers them, as ``gymnasium.register_envs`` does),
+#: and the rlkit extra that installs the package (None: a missing package is not an error, the id is
+#: then just unknown to Gymnasium).
+REFERENCE_NAMESPACES: dict[str, tuple[str, str | None, str | None]] = {
+    "MinAtar": ("minatar.gym", "register_envs", None),
+    "ALE": ("ale_py", None, "atari"),
+}
 
 
 def register_reference(env_id: str) -> bool:
     """Register the third-party Gymnasium envs that ``env_id``'s namespace names, if installed.
 
-    ``"MinAtar/<Game>-v1"`` is the ``minatar`` package's env, which its ``minatar.gym.register_envs()``
-    adds to Gymnasium's registry; this calls it once. Returns whether ``env_id`` is now known to
-    Gymnasium (False when the package is not installed).
+    ``"MinAtar/<Game>-v1"`` is the ``minatar`` package's env, which its
+    ``minatar.gym.register_envs()`` adds to Gymnasium's registry; this calls it once.
+    ``"ALE/<Game>-v5"`` is ale-py's, registered by importing ``ale_py``. Returns whether
+    ``env_id`` is now known to Gymnasium (False when the package is not installed, except for a
+    namespace with an extra: then RLKitError naming
+    ``--env`` and the ``pip install`` command).
     """
     if _in_registry(env_id):
         return True
     namespace = env_id.split("/", 1)[0] if "/" in env_id else None
     if namespace not in REFERENCE_NAMESPACES or namespace in _REGISTERED:
         return False
-    module_name, function = REFERENCE_NAMESPACES[namespace]
+    module_name, function, extra = REFERENCE_NAMESPACES[namespace]
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        return False
-    getattr(module, function)()
+        if extra is None:
+            return False
+        raise RLKitError(
+            f"--env: {env_id!r} needs the {module_name!r} package, which is not installed: "
+            f"pip install 'rlkit[{extra}]'"
+        ) from None
+    if function is None:
+        gymnasium.register_envs(module)
+    else:
+        getattr(module, function)()
     _REGISTERED.add(namespace)
     return _in_registry(env_id)
 
@@ -134,6 +160,57 @@ def reward_threshold(env_id: str | None) -> float | None:
     if is_gymnasium_id(env_id):
         return gymnasium.spec(env_id).reward_threshold
     return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Making envs
+# --------------------------------------------------------------------------------------------------
+
+
+def _preprocessing(env_id: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], list]:
+    """``(make kwargs, wrappers)`` of ``env_id``'s standard preprocessing (none outside Atari)."""
+    if not is_atari_id(env_id):
+        return dict(kwargs), []
+    return {**atari_make_kwargs(), **kwargs}, [atari_preprocessing]
+
+
+def _check_known(env_id: str) -> None:
+    if not is_gymnasium_id(env_id):
+        raise RLKitError(f"--env: {env_id!r} is not a Gymnasium env id")
+
+
+def make_gymnasium(env_id: str, **kwargs) -> gymnasium.Env:
+    """``gymnasium.make(env_id, **kwargs)`` with the env's standard preprocessing (Atari ids:
+    ``envs.atari``). RLKitError for an unknown id; Gymnasium's errors pass through."""
+    _check_known(env_id)
+    make_kwargs, wrappers = _preprocessing(env_id, kwargs)
+    env = gymnasium.make(env_id, **make_kwargs)
+    for wrap in wrappers:
+        env = wrap(env)
+    return env
+
+
+def make_gymnasium_vec(
+    env_id: str,
+    num_envs: int,
+    *,
+    vectorization_mode: str = "sync",
+    vector_kwargs: dict[str, Any] | None = None,
+    **kwargs,
+) -> gymnasium.vector.VectorEnv:
+    """``gymnasium.make_vec`` of ``num_envs`` copies of ``make_gymnasium(env_id, **kwargs)``
+    (``"sync"`` or ``"async"``; every sub-env with the standard preprocessing). RLKitError for
+    an unknown id; Gymnasium's errors pass through."""
+    _check_known(env_id)
+    make_kwargs, wrappers = _preprocessing(env_id, kwargs)
+    return gymnasium.make_vec(
+        env_id,
+        int(num_envs),
+        vectorization_mode=vectorization_mode,
+        vector_kwargs=vector_kwargs,
+        wrappers=wrappers or None,
+        **make_kwargs,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -198,13 +275,15 @@ class HostVecEnv:
         """Creates the vector env.
 
         Args:
-          env_id: any Gymnasium id, e.g. ``"CartPole-v1"`` or ``"rlkit/CartPole-v1"``.
+          env_id: any Gymnasium id, e.g. ``"CartPole-v1"``, ``"rlkit/CartPole-v1"`` or
+            ``"ALE/Breakout-v5"`` (made by ``make_gymnasium_vec``, so with its preprocessing).
           num_envs: number of sub-envs.
           seed: base seed of every episode's reset seed (``episode_seed``).
           vectorization_mode: ``"sync"`` (one process) or ``"async"`` (one spawned process per
             sub-env; spawned rather than forked, because forking a process with JAX threads can
             deadlock). ``load_state_dict`` needs ``"sync"``.
-          **make_kwargs: passed to ``gymnasium.make`` for each sub-env.
+          **make_kwargs: passed to ``gymnasium.make`` for each sub-env (after the
+            preprocessing's own, which they override).
         """
         if vectorization_mode not in VECTORIZATION_MODES:
             raise RLKitError(
@@ -217,13 +296,11 @@ class HostVecEnv:
             or num_envs < 1
         ):
             raise RLKitError(f"HostVecEnv: num_envs must be a positive int, got {num_envs!r}")
-        if not is_gymnasium_id(env_id):
-            raise RLKitError(f"--env: {env_id!r} is not a Gymnasium env id")
         vector_kwargs: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
         if vectorization_mode == "async":
             vector_kwargs["context"] = "spawn"
         try:
-            self.envs = gymnasium.make_vec(
+            self.envs = make_gymnasium_vec(
                 env_id,
                 int(num_envs),
                 vectorization_mode=vectorization_mode,

@@ -8,6 +8,7 @@
     python scripts/benchmark.py qrdqn        # QR-DQN: time to a greedy 475 vs sb3-contrib
     python scripts/benchmark.py eval         # vectorised evaluation vs a make_vec loop
     python scripts/benchmark.py host         # DQN on LunarLander: host backend, pipeline, SB3
+    python scripts/benchmark.py atari        # PPO on Breakout, 8 envs: rlkit vs CleanRL-style
     python scripts/benchmark.py scaling      # PPO env steps/s over mesh shapes of 1..N devices
     python scripts/benchmark.py sac          # SAC on Pendulum: host and compiled vs sbx and rejax
     python scripts/benchmark.py td3          # TD3 on Pendulum: host and compiled vs sbx and rejax
@@ -34,6 +35,7 @@ SUITES = {
     "qlearning": "scripts.bench_qlearning",
     "qrdqn": "scripts.bench_qrdqn",
     "host": "scripts.bench_host",
+    "atari": "scripts.bench_atari",
     "scaling": "scripts.bench_scaling",
     "sac": "scripts.bench_continuous",
     "td3": "scripts.bench_continuous",

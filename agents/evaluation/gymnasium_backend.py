@@ -29,6 +29,7 @@ from agents.evaluation.checks import (
     split_episodes,
 )
 from agents.policy import Policy
+from envs import host
 from envs.host import is_gymnasium_id
 from rlkit.errors import RLKitError
 
@@ -62,19 +63,19 @@ def host_invalid(actions: np.ndarray, space: Any) -> np.ndarray:
 
 
 def make_gymnasium_vec(env_id: str, num_envs: int, autoreset_mode: Any, max_episode_steps):
+    """The evaluation's vector env: ``envs.host.make_gymnasium_vec`` (so with the preprocessing
+    training uses, e.g. Atari's), synchronous, with ``autoreset_mode`` and the time limit."""
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
-    if not is_gymnasium_id(env_id):  # registers the reference MinAtar's ids on demand
+    if not is_gymnasium_id(env_id):  # registers the reference MinAtar's and ALE's ids on demand
         raise RLKitError(f"unknown Gymnasium env id {env_id!r}")
     try:
-        return gymnasium.make_vec(
+        return host.make_gymnasium_vec(
             env_id,
-            num_envs=num_envs,
+            num_envs,
             vectorization_mode="sync",
             vector_kwargs={"autoreset_mode": autoreset_mode},
             **kwargs,
         )
-    except gymnasium.error.DependencyNotInstalled as e:
-        raise RLKitError(f"env {env_id!r} needs a package that is not installed: {e}") from None
     except gymnasium.error.Error as e:
         raise RLKitError(f"cannot make Gymnasium env {env_id!r}: {e}") from None
 

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 import envs  # noqa: F401  (registers rlkit/<id> with Gymnasium)
-from envs.host import register_reference
+from envs.host import make_gymnasium, register_reference
 from rlkit.errors import RLKitError
 
 try:  # optional: GIFs when moviepy is missing
@@ -51,7 +51,7 @@ def record_video(
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     register_reference(env_id)
     try:
-        env = gymnasium.make(env_id, render_mode="rgb_array", **kwargs)
+        env = make_gymnasium(env_id, render_mode="rgb_array", **kwargs)
     except gymnasium.error.Error as e:
         raise RLKitError(
             f"--video: cannot make {env_id!r} with render_mode='rgb_array' ({e})"

@@ -27,7 +27,7 @@ from agents.base import Agent, check_field_ranges, config_from_dict, config_to_d
 from agents.parallel import MeshShape, local_config, parse_mesh
 from agents.registry import get_agent
 from agents.runs import files
-from envs.host import is_gymnasium_id, rlkit_id, spaces_from_gymnasium
+from envs.host import is_gymnasium_id, make_gymnasium, rlkit_id, spaces_from_gymnasium
 from rlkit.errors import RLKitError
 
 __all__ = [
@@ -276,7 +276,7 @@ def env_spaces(backend: str, env_id: str) -> tuple[Any, Any]:
         env, params = envs.make(env_id)
         return env.observation_space(params), env.action_space(params)
     try:
-        probe = gymnasium.make(env_id)
+        probe = make_gymnasium(env_id)
     except gymnasium.error.DependencyNotInstalled as e:
         extra = " (pip install 'rlkit[box2d]')" if "box2d" in str(e).lower() else ""
         raise RLKitError(

@@ -83,13 +83,19 @@ def host_collect(
         obs = next_obs
     rollout = jax.tree.map(lambda *xs: np.stack(xs), *steps)
     rollout = rollout._replace(
-        obs=rollout.obs.astype(np.float32),
-        next_obs=rollout.next_obs.astype(np.float32),
+        obs=_observations(rollout.obs),
+        next_obs=_observations(rollout.next_obs),
         reward=rollout.reward.astype(np.float32),
         terminated=rollout.terminated.astype(np.bool_),
         truncated=rollout.truncated.astype(np.bool_),
     )
     return HostRollout(rollout, obs, jnp.asarray(keys[0]), keys[1], (ep_ret, ep_len, ep_cnt))
+
+
+def _observations(obs: np.ndarray) -> np.ndarray:
+    """Observations as the update takes them: float32, except uint8 images (Atari frames), which
+    stay uint8 (a quarter of the transfer; the CNN torso scales them)."""
+    return obs if obs.dtype == np.uint8 else obs.astype(np.float32)
 
 
 def host_learn(
