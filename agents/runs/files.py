@@ -245,12 +245,24 @@ def read_run_config(run_dir: str) -> dict:
 
 
 def _bound_to_json(values: np.ndarray) -> list:
-    flat = [float(v) if np.isfinite(v) else ("inf" if v > 0 else "-inf") for v in values.ravel()]
-    return flat
+    """A Box bound as a JSON list: one entry when every element is the same (an image's 0 and
+    255), else every element in C order."""
+    values = values.ravel()
+    if values.size > 1 and np.all(values == values[0]):
+        values = values[:1]
+    return [float(v) if np.isfinite(v) else ("inf" if v > 0 else "-inf") for v in values]
+
+
+def _bound_from_json(values: Any, shape: tuple[int, ...]) -> np.ndarray:
+    flat = np.asarray([float(x) for x in values], np.float64)
+    if flat.size == 1:
+        return np.full(shape, flat[0], np.float64)
+    return flat.reshape(shape)
 
 
 def space_to_json(space: Space) -> dict:
-    """A JSON description of an ``envs`` space (``config.json`` stores the agent's spaces)."""
+    """A JSON description of an ``envs`` space (``config.json`` stores the agent's spaces); a Box
+    bound whose elements are all equal is stored as one number."""
     if isinstance(space, Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, Box):
@@ -271,8 +283,8 @@ def space_from_json(d: Any) -> Space:
             return Discrete(int(d["n"]), start=int(d["start"]))
         if d["type"] == "Box":
             shape = tuple(int(x) for x in d["shape"])
-            low = np.asarray([float(x) for x in d["low"]], np.float64).reshape(shape)
-            high = np.asarray([float(x) for x in d["high"]], np.float64).reshape(shape)
+            low = _bound_from_json(d["low"], shape)
+            high = _bound_from_json(d["high"], shape)
             return Box(low, high, shape, dtype=np.dtype(d["dtype"]))
     except (KeyError, TypeError, ValueError) as e:
         raise RLKitError(f"config.json: malformed space {d!r} ({e})") from None

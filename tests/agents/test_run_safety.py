@@ -362,3 +362,25 @@ def test_out_of_space_actions(capsys):
         penv.step(np.array([1.0, 2.0], np.float32))
     penv.step(np.array([3.0], np.float32))
 
+
+
+def test_spaces_round_trip_through_json_and_constant_bounds_are_one_number():
+    from envs.core import Box, Discrete
+
+    image = Box(0, 255, (84, 84, 4), dtype=np.uint8)
+    d = files.space_to_json(image)
+    assert d["low"] == [0.0] and d["high"] == [255.0]
+    back = files.space_from_json(json.loads(json.dumps(d)))
+    assert back.shape == (84, 84, 4) and np.dtype(back.dtype) == np.uint8
+    np.testing.assert_array_equal(back.low, np.zeros((84, 84, 4)))
+    np.testing.assert_array_equal(back.high, np.full((84, 84, 4), 255.0))
+    mixed = Box(np.array([-1.0, -np.inf]), np.array([2.0, np.inf]), (2,), dtype=np.float32)
+    d = files.space_to_json(mixed)
+    assert d["low"] == [-1.0, "-inf"] and d["high"] == [2.0, "inf"]
+    back = files.space_from_json(json.loads(json.dumps(d)))
+    np.testing.assert_array_equal(back.low, mixed.low)
+    np.testing.assert_array_equal(back.high, mixed.high)
+    # Full lists, as config.json files written before held them, still load.
+    full = {**files.space_to_json(image), "low": [0.0] * (84 * 84 * 4)}
+    np.testing.assert_array_equal(files.space_from_json(full).low, np.zeros((84, 84, 4)))
+    assert files.space_to_json(Discrete(3)) == {"type": "Discrete", "n": 3, "start": 0}
