@@ -8,7 +8,8 @@ run them in different threads (``agents.training.pipeline``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -23,12 +24,14 @@ from agents.runtime.compile import compile_once
 __all__ = [
     "HostRollout",
     "HostRunnerState",
+    "PackedMetrics",
     "host_collect",
     "host_init",
     "host_learn",
     "host_train_iteration",
     "make_host_fns",
     "make_process_update",
+    "stack_metrics",
 ]
 
 
@@ -54,9 +57,41 @@ class HostRollout(NamedTuple):
 
     rollout: Transition  # numpy, time-major [T, N, ...]
     obs: np.ndarray  # the observations the next rollout starts from
-    key: chex.PRNGKey  # the key of the next rollout
-    update_key: chex.PRNGKey  # the key of this rollout's update
+    key: chex.PRNGKey  # the key of the next rollout (a device array)
+    update_key: chex.PRNGKey  # the key of this rollout's update (a device array)
     episode_stats: tuple[float, float, float]  # return sum, length sum, count of ended episodes
+
+
+@jax.tree_util.register_pytree_node_class
+class PackedMetrics:
+    """An update's float32 scalar metrics packed into one vector (one transfer, not one per
+    metric); the names travel as static data. ``unpack`` gives the dict back."""
+
+    def __init__(self, values: Any, names: tuple[str, ...], others: dict):
+        self.values, self.names, self.others = values, names, others
+
+    def tree_flatten(self):
+        return (self.values, self.others), self.names
+
+    @classmethod
+    def tree_unflatten(cls, names, children):
+        return cls(children[0], names, children[1])
+
+    @classmethod
+    def pack(cls, metrics: dict) -> PackedMetrics:
+        """Inside a jitted function: the float32 scalars go into ``values``, the rest as is."""
+        metrics = {k: jnp.asarray(v) for k, v in metrics.items()}
+        names = tuple(
+            k for k, v in metrics.items() if v.shape == () and v.dtype == jnp.float32
+        )
+        values = jnp.stack([metrics[k] for k in names]) if names else jnp.zeros((0,), jnp.float32)
+        return cls(values, names, {k: v for k, v in metrics.items() if k not in names})
+
+    def unpack(self) -> dict:
+        """The metrics as a dict (entries of ``values`` stay 0-d slices: fetch first)."""
+        out = {k: self.values[i] for i, k in enumerate(self.names)}
+        out.update(self.others)
+        return out
 
 
 def host_collect(
@@ -64,32 +99,52 @@ def host_collect(
 ) -> HostRollout:
     """One rollout of ``config.rollout_length`` steps on the host env from ``obs``.
 
-    ``act_fn(state, obs, key)`` is the agent's jitted ``act`` (``make_host_fns``). Per env step
+    ``act_fn(state, obs, key, t)`` is the agent's jitted ``act`` (``make_host_fns``): ``key`` is
+    split into the next rollout's key, the update's key and one key per env step on the device,
+    so the keys depend on nothing but the run's seed and never come to the host. Per env step
     there is one device call and one transfer back (action and extras together); the rollout is
-    stacked on the host. ``key`` is split into the next rollout's key, the update's key and one
-    key per env step, so the keys depend on nothing but the run's seed.
+    stacked on the host.
     """
-    steps = []
-    ep_ret, ep_len, ep_cnt = 0.0, 0.0, 0.0
-    keys = np.asarray(jax.random.split(key, config.rollout_length + 2))
-    for t in range(config.rollout_length):
-        action, extras = jax.device_get(act_fn(agent_state, obs, keys[t + 2]))
+    T = config.rollout_length
+    obs_l, act_l, rew_l, term_l, trunc_l, next_l, extras_l = [], [], [], [], [], [], []
+    done_l, ret_l, len_l = [], [], []
+    next_key = update_key = None
+    for t in range(T):
+        action, extras, next_key, update_key = act_fn(agent_state, obs, key, np.int32(t))
+        action, extras = jax.device_get((action, extras))
         next_obs, reward, terminated, truncated, final_obs, info = henv.step(action)
-        steps.append(Transition(obs, action, reward, terminated, truncated, final_obs, extras))
-        done = info["returned_episode"]
-        ep_ret += float(np.sum(np.where(done, info["episode_return"], 0.0)))
-        ep_len += float(np.sum(np.where(done, info["episode_length"], 0)))
-        ep_cnt += float(np.sum(done))
+        obs_l.append(obs)
+        act_l.append(action)
+        rew_l.append(reward)
+        term_l.append(terminated)
+        trunc_l.append(truncated)
+        next_l.append(final_obs)
+        extras_l.append(extras)
+        done_l.append(info["returned_episode"])
+        ret_l.append(info["episode_return"])
+        len_l.append(info["episode_length"])
         obs = next_obs
-    rollout = jax.tree.map(lambda *xs: np.stack(xs), *steps)
-    rollout = rollout._replace(
-        obs=rollout.obs.astype(np.float32),
-        next_obs=rollout.next_obs.astype(np.float32),
-        reward=rollout.reward.astype(np.float32),
-        terminated=rollout.terminated.astype(np.bool_),
-        truncated=rollout.truncated.astype(np.bool_),
+    # Episode statistics: per step sums over the envs, accumulated step by step in float64.
+    done = np.stack(done_l)
+    ep_ret, ep_len, ep_cnt = 0.0, 0.0, 0.0
+    for r, n, c in zip(
+        np.where(done, np.stack(ret_l), 0.0).sum(axis=1),
+        np.where(done, np.stack(len_l), 0).sum(axis=1),
+        done.sum(axis=1),
+    ):
+        ep_ret += float(r)
+        ep_len += float(n)
+        ep_cnt += float(c)
+    rollout = Transition(
+        obs=np.stack(obs_l).astype(np.float32, copy=False),
+        action=np.stack(act_l),
+        reward=np.stack(rew_l).astype(np.float32, copy=False),
+        terminated=np.stack(term_l).astype(np.bool_, copy=False),
+        truncated=np.stack(trunc_l).astype(np.bool_, copy=False),
+        next_obs=np.stack(next_l).astype(np.float32, copy=False),
+        extras=jax.tree.map(lambda *xs: np.stack(xs), *extras_l),
     )
-    return HostRollout(rollout, obs, jnp.asarray(keys[0]), keys[1], (ep_ret, ep_len, ep_cnt))
+    return HostRollout(rollout, obs, next_key, update_key, (ep_ret, ep_len, ep_cnt))
 
 
 def host_learn(
@@ -97,12 +152,11 @@ def host_learn(
 ) -> tuple[Any, dict]:
     """The update on a collected rollout: ``(agent_state, metrics)``, where ``update_step`` is
     the number of updates done before this one; the metrics add the episode statistics and the
-    env steps after it (device arrays are not fetched)."""
-    agent_state, metrics = update_fn(
-        agent_state, jax.device_put(collected.rollout), collected.update_key
-    )
+    env steps after it. Nothing is fetched from the device (``stack_metrics`` fetches a chunk's
+    metrics at once), so the next rollout's Python work overlaps the update."""
+    agent_state, metrics = update_fn(agent_state, collected.rollout, collected.update_key)
     ep_ret, ep_len, ep_cnt = collected.episode_stats
-    metrics = dict(metrics)
+    metrics = {"device": metrics} if isinstance(metrics, PackedMetrics) else dict(metrics)
     metrics.update(
         episode_return_sum=ep_ret,
         episode_length_sum=ep_len,
@@ -112,13 +166,24 @@ def host_learn(
     return agent_state, metrics
 
 
+def stack_metrics(steps: list[dict]) -> dict[str, np.ndarray]:
+    """The metrics of a chunk's updates (``host_learn``'s), fetched in one transfer and stacked
+    as numpy ``[1, updates]`` per metric."""
+    steps = jax.device_get(steps)
+    rows = []
+    for m in steps:
+        packed = m.pop("device", None)
+        rows.append({**packed.unpack(), **m} if packed is not None else m)
+    return {k: np.asarray([m[k] for m in rows])[None] for k in rows[0]}
+
+
 def host_train_iteration(
     agent: Agent, henv, config, rs: HostRunnerState, act_fn: Callable, update_fn: Callable
 ) -> tuple[HostRunnerState, dict]:
     """One rollout on the host env (``host_collect``) and one update (``host_learn``).
 
-    ``act_fn(state, obs, key)`` and ``update_fn(state, rollout, key)`` are the agent's ``act`` and
-    ``update`` with ``config`` bound and jitted (``make_host_fns``).
+    ``act_fn(state, obs, key, t)`` and ``update_fn(state, rollout, key)`` are the agent's ``act``
+    and ``update`` with ``config`` bound and jitted (``make_host_fns``).
     """
     collected = host_collect(henv, config, rs.agent_state, rs.obs, rs.key, act_fn)
     agent_state, metrics = host_learn(config, rs.agent_state, collected, rs.update_step, update_fn)
@@ -126,14 +191,30 @@ def host_train_iteration(
     return rs, metrics
 
 
-def make_host_fns(agent: Agent, config) -> tuple[Callable, Callable]:
-    """Jitted ``act(state, obs, key)`` and ``update(state, rollout, key)`` with ``config`` bound.
+def make_host_fns(agent: Agent, config, donate: bool = False) -> tuple[Callable, Callable]:
+    """Jitted ``act(state, obs, key, t)`` and ``update(state, rollout, key)`` with ``config`` bound.
+
+    ``act`` splits the rollout's ``key`` into ``config.rollout_length + 2`` keys on the device and
+    acts with key ``t + 2`` of them; it returns ``(action, extras, next_key, update_key)``, the
+    next rollout's key (key 0) and this rollout's update key (key 1) staying on the device.
+    ``update`` returns ``(state, PackedMetrics)``. With ``donate`` the update reuses the agent
+    state's buffers (the replay buffer is written in place, not copied); the state passed in is
+    then deleted, so only a caller that never reads it again may donate.
 
     Binding the config avoids flattening and transferring every hyperparameter on each env step.
     """
-    act = jax.jit(lambda state, obs, key: agent.act(config, state, obs, key))
-    update = jax.jit(lambda state, rollout, key: agent.update(config, state, rollout, key))
-    return act, update
+    T = config.rollout_length
+
+    def act(state, obs, key, t):
+        keys = jax.random.split(key, T + 2)
+        action, extras = agent.act(config, state, obs, keys[t + 2])
+        return action, extras, keys[0], keys[1]
+
+    def update(state, rollout, key):
+        state, metrics = agent.update(config, state, rollout, key)
+        return state, PackedMetrics.pack(dict(metrics))
+
+    return jax.jit(act), jax.jit(update, donate_argnums=0 if donate else ())
 
 
 def make_process_update(agent: Agent, config) -> Callable:

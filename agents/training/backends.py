@@ -40,6 +40,7 @@ from agents.runtime.host_loop import (
     host_train_iteration,
     make_host_fns,
     make_process_update,
+    stack_metrics,
 )
 from agents.runtime.loop import make_mesh_train
 from envs.host import HostVecEnv
@@ -188,6 +189,10 @@ class HostBackend(Backend):
 
     eval_backend = "gymnasium"
 
+    #: Whether ``update`` may reuse the agent state's buffers (``make_host_fns``'s ``donate``):
+    #: nothing reads a state again once the next update has started from it.
+    donate_state = True
+
     def start(self) -> None:
         built = self.built
         if built.num_runs != 1:
@@ -199,7 +204,7 @@ class HostBackend(Backend):
         self.henv = HostVecEnv(built.env_id, config.num_envs, seed=built.args.seed + 100_003 * me)
         if tuple(self.henv.observation_space.shape) != tuple(agent.observation_space.shape):
             raise RLKitError(f"--env: {built.env_id!r} changed its observation space")
-        self.act_fn, self.update_fn = make_host_fns(agent, config)
+        self.act_fn, self.update_fn = make_host_fns(agent, config, donate=self.donate_state)
         if self.processes > 1:
             self.update_fn = make_process_update(agent, config)
         t0 = time.perf_counter()
@@ -216,8 +221,8 @@ class HostBackend(Backend):
             self.state, metrics = host_train_iteration(
                 agent, self.henv, config, self.state, self.act_fn, self.update_fn
             )
-            steps.append(jax.device_get(metrics))
-        out = {k: np.asarray([m[k] for m in steps])[None] for k in steps[0]}
+            steps.append(metrics)  # fetched once for the chunk: no host sync per update
+        out = stack_metrics(steps)
         if self.processes > 1:  # the episodes and env steps of every process's envs
             keys = ("episode_return_sum", "episode_length_sum", "episode_count")
             local = np.stack([out[k] for k in keys])
