@@ -28,8 +28,10 @@ __all__ = [
     "host_collect",
     "host_init",
     "host_learn",
+    "host_learn_and_act",
     "host_train_iteration",
     "make_host_fns",
+    "make_host_update_act",
     "make_process_update",
     "stack_metrics",
 ]
@@ -95,7 +97,13 @@ class PackedMetrics:
 
 
 def host_collect(
-    henv, config, agent_state: Any, obs: np.ndarray, key: chex.PRNGKey, act_fn: Callable
+    henv,
+    config,
+    agent_state: Any,
+    obs: np.ndarray,
+    key: chex.PRNGKey,
+    act_fn: Callable,
+    first: tuple | None = None,
 ) -> HostRollout:
     """One rollout of ``config.rollout_length`` steps on the host env from ``obs``.
 
@@ -103,14 +111,18 @@ def host_collect(
     split into the next rollout's key, the update's key and one key per env step on the device,
     so the keys depend on nothing but the run's seed and never come to the host. Per env step
     there is one device call and one transfer back (action and extras together); the rollout is
-    stacked on the host.
+    stacked on the host. ``first``, if given, is what ``act_fn`` returns for step 0 (computed
+    with the previous update by ``host_learn_and_act``).
     """
     T = config.rollout_length
     obs_l, act_l, rew_l, term_l, trunc_l, next_l, extras_l = [], [], [], [], [], [], []
     done_l, ret_l, len_l = [], [], []
     next_key = update_key = None
     for t in range(T):
-        action, extras, next_key, update_key = act_fn(agent_state, obs, key, np.int32(t))
+        if t == 0 and first is not None:
+            action, extras, next_key, update_key = first
+        else:
+            action, extras, next_key, update_key = act_fn(agent_state, obs, key, np.int32(t))
         action, extras = jax.device_get((action, extras))
         next_obs, reward, terminated, truncated, final_obs, info = henv.step(action)
         obs_l.append(obs)
@@ -155,6 +167,23 @@ def host_learn(
     env steps after it. Nothing is fetched from the device (``stack_metrics`` fetches a chunk's
     metrics at once), so the next rollout's Python work overlaps the update."""
     agent_state, metrics = update_fn(agent_state, collected.rollout, collected.update_key)
+    return agent_state, _with_episode_stats(config, metrics, collected, update_step)
+
+
+def host_learn_and_act(
+    config, agent_state: Any, collected: HostRollout, update_step: int, update_act_fn: Callable
+) -> tuple[Any, dict, tuple]:
+    """``host_learn``, and in the same device call the next rollout's first ``act`` (on
+    ``collected.obs`` with ``collected.key``, the updated state): ``(agent_state, metrics,
+    first)``, ``first`` being what ``host_collect`` takes. One device call per env step instead
+    of two when ``rollout_length`` is 1. ``update_act_fn`` is ``make_host_update_act``'s."""
+    agent_state, metrics, first = update_act_fn(
+        agent_state, collected.rollout, collected.update_key, collected.obs, collected.key
+    )
+    return agent_state, _with_episode_stats(config, metrics, collected, update_step), first
+
+
+def _with_episode_stats(config, metrics: Any, collected: HostRollout, update_step: int) -> dict:
     ep_ret, ep_len, ep_cnt = collected.episode_stats
     metrics = {"device": metrics} if isinstance(metrics, PackedMetrics) else dict(metrics)
     metrics.update(
@@ -163,7 +192,7 @@ def host_learn(
         episode_count=ep_cnt,
         env_steps=(update_step + 1) * config.num_envs * config.rollout_length,
     )
-    return agent_state, metrics
+    return metrics
 
 
 def stack_metrics(steps: list[dict]) -> dict[str, np.ndarray]:
@@ -203,18 +232,38 @@ def make_host_fns(agent: Agent, config, donate: bool = False) -> tuple[Callable,
 
     Binding the config avoids flattening and transferring every hyperparameter on each env step.
     """
-    T = config.rollout_length
-
     def act(state, obs, key, t):
-        keys = jax.random.split(key, T + 2)
-        action, extras = agent.act(config, state, obs, keys[t + 2])
-        return action, extras, keys[0], keys[1]
+        return _act_at(agent, config, state, obs, key, t)
 
     def update(state, rollout, key):
         state, metrics = agent.update(config, state, rollout, key)
         return state, PackedMetrics.pack(dict(metrics))
 
     return jax.jit(act), jax.jit(update, donate_argnums=0 if donate else ())
+
+
+def make_host_update_act(agent: Agent, config, donate: bool = False) -> Callable:
+    """Jitted ``update_act(state, rollout, key, next_obs, next_key)``: ``update`` (as
+    ``make_host_fns``'s) and then ``act`` at step 0 of the next rollout with the new state,
+    in one program: ``(state, PackedMetrics, (action, extras, next_key, update_key))``.
+
+    An optimisation barrier separates the two halves, so XLA compiles the ``act`` half as it
+    compiles ``act`` alone and the actions are those the separate calls give, bit for bit."""
+
+    def update_act(state, rollout, key, next_obs, next_key):
+        state, metrics = agent.update(config, state, rollout, key)
+        state = jax.lax.optimization_barrier(state)
+        first = _act_at(agent, config, state, next_obs, next_key, 0)
+        return state, PackedMetrics.pack(dict(metrics)), first
+
+    return jax.jit(update_act, donate_argnums=0 if donate else ())
+
+
+def _act_at(agent: Agent, config, state, obs, key, t):
+    """``act`` at step ``t`` of the rollout whose key is ``key`` (``host_collect``)."""
+    keys = jax.random.split(key, config.rollout_length + 2)
+    action, extras = agent.act(config, state, obs, keys[t + 2])
+    return action, extras, keys[0], keys[1]
 
 
 def make_process_update(agent: Agent, config) -> Callable:
