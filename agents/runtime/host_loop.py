@@ -307,8 +307,8 @@ def make_process_update(agent: Agent, config) -> Callable:
         )
 
     def update(state, rollout, key):
-        state, metrics = program(
-            jax.tree.map(to_global, state), jax.tree.map(to_global, rollout), key
+        state, metrics = program(  # the key as host data: replicated, on no device in particular
+            jax.tree.map(to_global, state), jax.tree.map(to_global, rollout), np.asarray(key)
         )
         return jax.tree.map(lambda x: x.addressable_data(0)[0], (state, metrics))
 
