@@ -4,6 +4,13 @@
 produces the same ``Transition`` rollouts as the compiled loop (``host_collect``), then calls the
 jitted ``update`` (``host_learn``). The two halves are separate so that a pipelined backend can
 run them in different threads (``agents.training.pipeline``).
+
+Per-call overhead is what limits a host run with small networks, so only observations, actions
+and rewards cross between host and device: the key chain stays on the device (split inside
+``act``), ``update`` may donate the agent state (the replay buffer is then written in place), an
+update's metrics come back packed in one vector (``PackedMetrics``) and are fetched once per chunk
+(``stack_metrics``), and ``host_learn_and_act`` computes an update and the next rollout's first
+action in one device call (``make_host_update_act``). None of this changes what is computed.
 """
 
 from __future__ import annotations
