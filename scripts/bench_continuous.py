@@ -16,6 +16,8 @@ Rows, each measured in its own Python process:
   timed in ``learn``.
 - ``rlkit host``: ``scripts/train.py --backend gymnasium`` on Gymnasium's Pendulum-v1 (the host
   backend: the env steps in Python, ``act`` and ``update`` are jitted), as a whole process.
+- ``rlkit_host_baseline`` (with ``--baseline DIR``): the same from another rlkit checkout, for
+  a before/after in the same run; ``--rows sbx,rlkit_host_baseline,rlkit_host`` picks rows.
 - ``rlkit_1``, ``rlkit_S``: the compiled backend's program (``agents.runtime.loop``, rlkit's JAX
   Pendulum), 1 seed and S vmapped seeds split over the CPU devices as ``scripts/train.py`` runs
   them; ``rlkit_S_onedevice``: the S seeds on one device (plain ``jax.vmap``).
@@ -147,23 +149,26 @@ def _rlkit_compiled_row(agent_name, steps, num_seeds, num_chunks, spread, episod
     }
 
 
-def _rlkit_host_row(agent_name: str, steps: int, log_every: int, episodes: int) -> dict:
+def _rlkit_host_row(
+    agent_name: str, steps: int, log_every: int, episodes: int, root: str = ROOT
+) -> dict:
     """``scripts/train.py --backend gymnasium`` with the settings, timed as a process; the
-    steady rate comes from metrics.csv's wall times (after the first ``log_every`` steps)."""
+    steady rate comes from metrics.csv's wall times (after the first ``log_every`` steps).
+    ``root`` is the rlkit checkout whose ``train.py`` runs (another one gives a before/after)."""
     flags = []
     for k, v in SETTINGS[agent_name].items():
         vals = [str(x) for x in v] if isinstance(v, tuple) else [str(v)]
         flags += [f"--{k.replace('_', '-')}", *vals]
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "run")
-        cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--agent", agent_name,
+        cmd = [sys.executable, os.path.join(root, "scripts", "train.py"), "--agent", agent_name,
                "--env", ENV_ID, "--backend", "gymnasium", *flags,
                "--total-timesteps", str(steps), "--buffer-size", str(steps),
                "--eval-every", "0", "--eval-episodes", str(episodes),
                "--log-every", str(log_every), "--checkpoint-every", str(steps),
                "--quiet", "--out", out]
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": ROOT})
+        subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": root}, cwd=root)
         wall = time.perf_counter() - t0
         with open(os.path.join(out, "summary.json")) as f:
             summary = json.load(f)
@@ -344,6 +349,8 @@ def _measure_row(name: str, a: argparse.Namespace) -> dict:
         return _sbx_row(a.agent, a.host_steps, a.log_every, a.eval_episodes)
     if name == "rlkit_host":
         return _rlkit_host_row(a.agent, a.host_steps, a.log_every, a.eval_episodes)
+    if name == "rlkit_host_baseline":
+        return _rlkit_host_row(a.agent, a.host_steps, a.log_every, a.eval_episodes, a.baseline)
     parts = name.split("_")
     lib, seeds = parts[0], int(parts[1])
     if lib == "rlkit":
@@ -365,6 +372,14 @@ def benchmark_continuous(a: argparse.Namespace, argv: list[str]) -> dict[str, di
     names = ["rlkit_host", "rlkit_1", f"rlkit_{a.seeds}", f"rlkit_{a.seeds}_onedevice"]
     if not a.skip_peers:
         names = ["sbx", *names, "rejax_1", f"rejax_{a.seeds}"]
+    if a.baseline:
+        names.insert(names.index("rlkit_host"), "rlkit_host_baseline")
+    if a.rows:
+        wanted = a.rows.split(",")
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            raise SystemExit(f"--rows: unknown row(s) {unknown}; expected some of {names}")
+        names = [n for n in names if n in wanted]
     results: dict[str, dict] = {}
     print(f"{a.agent.upper()} on {ENV_ID}: host rows {a.host_steps:,} env steps, compiled rows "
           f"{a.steps:,} env steps per seed in {a.chunks} chunks; one gradient step per env step",
@@ -393,6 +408,8 @@ def benchmark_continuous(a: argparse.Namespace, argv: list[str]) -> dict[str, di
         return results[name]["compile_s"] + results[name]["run_s"]
 
     ratio("rlkit host / sbx, env steps/s", "rlkit_host", "sbx", target="(target >= 1.5x)")
+    ratio("rlkit host baseline / sbx, env steps/s", "rlkit_host_baseline", "sbx")
+    ratio("rlkit host / baseline, env steps/s", "rlkit_host", "rlkit_host_baseline")
     ratio("rlkit compiled (1 seed) / sbx, env steps/s", "rlkit_1", "sbx", target="(target >= 5x)")
     for lib, suffix in (("rlkit", ""), ("rlkit", "_onedevice"), ("rejax", "")):
         n, one = f"{lib}_{a.seeds}{suffix}", f"{lib}_1"
@@ -423,6 +440,11 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=10,
                    help="deterministic episodes of the final policy (its return)")
     p.add_argument("--skip-peers", action="store_true", help="rlkit rows only")
+    p.add_argument("--rows", default="",
+                   help="comma-separated rows to run (e.g. sbx,rlkit_host); default all")
+    p.add_argument("--baseline", default="",
+                   help="another rlkit checkout (e.g. the main branch) whose host row runs "
+                        "beside this one's, as rlkit_host_baseline (a before/after)")
     p.add_argument("--row", help=argparse.SUPPRESS)  # internal: one row, printed as JSON
     argv = sys.argv[1:]
     a = p.parse_args(argv)

@@ -36,10 +36,14 @@ from agents.runtime.compile import compile_init_and_chunk
 from agents.runtime.devices import RunMesh, is_writer, process_barrier
 from agents.runtime.host_loop import (
     HostRunnerState,
+    host_collect,
     host_init,
-    host_train_iteration,
+    host_learn,
+    host_learn_and_act,
     make_host_fns,
+    make_host_update_act,
     make_process_update,
+    stack_metrics,
 )
 from agents.runtime.loop import make_mesh_train
 from envs.host import HostVecEnv
@@ -188,6 +192,10 @@ class HostBackend(Backend):
 
     eval_backend = "gymnasium"
 
+    #: Whether ``update`` may reuse the agent state's buffers (``make_host_fns``'s ``donate``):
+    #: nothing reads a state again once the next update has started from it.
+    donate_state = True
+
     def start(self) -> None:
         built = self.built
         if built.num_runs != 1:
@@ -199,9 +207,13 @@ class HostBackend(Backend):
         self.henv = HostVecEnv(built.env_id, config.num_envs, seed=built.args.seed + 100_003 * me)
         if tuple(self.henv.observation_space.shape) != tuple(agent.observation_space.shape):
             raise RLKitError(f"--env: {built.env_id!r} changed its observation space")
-        self.act_fn, self.update_fn = make_host_fns(agent, config)
+        self.act_fn, self.update_fn = make_host_fns(agent, config, donate=self.donate_state)
+        # Within a chunk each update also computes the next rollout's first action (one device
+        # call fewer per rollout); not with several processes (their update is a collective).
+        self.update_act_fn = make_host_update_act(agent, config, donate=self.donate_state)
         if self.processes > 1:
             self.update_fn = make_process_update(agent, config)
+            self.update_act_fn = None
         t0 = time.perf_counter()
         self.state = host_init(agent, self.henv, config, jax.random.PRNGKey(built.args.seed))
         if self.processes > 1:  # the same parameters everywhere, but each process its own keys
@@ -210,14 +222,25 @@ class HostBackend(Backend):
         process_barrier("host-started")
 
     def run(self, num_updates: int) -> dict[str, np.ndarray]:
-        agent, config = self.built.agent, self.config
-        steps = []
-        for _ in range(num_updates):
-            self.state, metrics = host_train_iteration(
-                agent, self.henv, config, self.state, self.act_fn, self.update_fn
+        config, rs = self.config, self.state
+        steps, first = [], None
+        for i in range(num_updates):
+            collected = host_collect(
+                self.henv, config, rs.agent_state, rs.obs, rs.key, self.act_fn, first
             )
-            steps.append(jax.device_get(metrics))
-        out = {k: np.asarray([m[k] for m in steps])[None] for k in steps[0]}
+            if self.update_act_fn is not None and i < num_updates - 1:
+                agent_state, metrics, first = host_learn_and_act(
+                    config, rs.agent_state, collected, rs.update_step, self.update_act_fn
+                )
+            else:  # the chunk's last update: the next chunk starts with a plain act
+                agent_state, metrics = host_learn(
+                    config, rs.agent_state, collected, rs.update_step, self.update_fn
+                )
+            rs = self.state = HostRunnerState(
+                agent_state, collected.obs, collected.key, rs.update_step + 1
+            )
+            steps.append(metrics)  # fetched once for the chunk: no host sync per update
+        out = stack_metrics(steps)
         if self.processes > 1:  # the episodes and env steps of every process's envs
             keys = ("episode_return_sum", "episode_length_sum", "episode_count")
             local = np.stack([out[k] for k in keys])

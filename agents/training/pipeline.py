@@ -43,7 +43,13 @@ import jax
 import numpy as np
 
 from agents.runs.spec import PIPELINE_MODES, BuiltRun
-from agents.runtime.host_loop import HostRollout, HostRunnerState, host_collect, host_learn
+from agents.runtime.host_loop import (
+    HostRollout,
+    HostRunnerState,
+    host_collect,
+    host_learn,
+    stack_metrics,
+)
 from agents.training import backends
 from agents.training.backends import Backend, HostBackend
 from rlkit.errors import RLKitError
@@ -97,6 +103,9 @@ class PipelineBackend(HostBackend):
         self._published = threading.Condition()
         self._version = 0  # updates done by the learner, whose state is self._agent_state
         self._agent_state: Any = None
+        # In sync mode the actor is done with a state before the learner updates it, so the
+        # update may reuse its buffers; in async mode the actor may still act with it.
+        self.donate_state = self.max_lag == 0
 
     # -- the actor thread --------------------------------------------------------------------------
 
@@ -180,6 +189,8 @@ class PipelineBackend(HostBackend):
                 )
                 update_step += 1
                 obs, key = collected.obs, collected.key
+                # Kept current: with a donated update the chunk's first state is gone.
+                self.state = HostRunnerState(agent_state, obs, key, update_step)
                 with self._published:
                     self._version, self._agent_state = update_step, agent_state
                     self._published.notify_all()
@@ -188,8 +199,7 @@ class PipelineBackend(HostBackend):
         finally:
             self._stop_actor()
         self.state = HostRunnerState(agent_state, obs, key, update_step)
-        steps = jax.device_get(steps)
-        out = {k: np.asarray([m[k] for m in steps])[None] for k in steps[0]}
+        out = stack_metrics(steps)
         out["policy_lag"] = np.asarray(lags, np.float32)[None]
         return out
 
