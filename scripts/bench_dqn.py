@@ -37,7 +37,8 @@ from agents.runtime.compile import compile_once  # noqa: E402
 from agents.runtime.devices import cpu_devices_flag, runs_sharding, vmap_runs  # noqa: E402
 from agents.runtime.loop import init_runner, make_train_chunk  # noqa: E402
 from envs.wrappers import make_vec  # noqa: E402
-from scripts.bench_peers import THRESHOLD, FiveTupleStep, sb3_greedy_evaluations  # noqa: E402
+from scripts.bench_peers import FiveTupleStep  # noqa: E402
+from scripts.bench_sb3 import THRESHOLD, sb3_greedy_evaluations  # noqa: E402
 
 # One CPU device per core, as scripts/train.py sets up: rlkit's seeds are split over them when
 # their number is a multiple of the device count.

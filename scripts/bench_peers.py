@@ -1,9 +1,6 @@
-"""Adapters the benchmarks need to run peer libraries on current versions of their dependencies.
-
-JAX, rlkit's agents and the peers are imported inside the functions that use them, so that a
-peer's own process (``scripts/bench_qrdqn.py``'s SB3 side) can use ``sb3_greedy_evaluations``
-without loading JAX.
-"""
+"""Adapters the benchmarks need to run peer libraries on current versions of their dependencies,
+and rlkit's side of them (``rlkit_program``). The Stable-Baselines3 side, which must not load JAX,
+is ``scripts.bench_sb3``."""
 
 from __future__ import annotations
 
@@ -11,66 +8,22 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
+
+from agents.runtime.compile import compile_init_and_chunk
+from agents.runtime.devices import runs_sharding, vmap_runs
+from agents.runtime.loop import init_runner, make_train_chunk
+
 __all__ = [
-    "THRESHOLD",
     "FiveTupleStep",
     "Program",
     "chunk_updates",
     "rlkit_program",
     "run_program",
-    "sb3_greedy_evaluations",
     "seeded",
     "time_program",
 ]
-
-#: CartPole-v1's reward threshold (Gymnasium's ``spec.reward_threshold``): "solved".
-THRESHOLD = 475.0
-
-
-def sb3_greedy_evaluations(
-    name: str, eval_every: int, episodes: int, threshold: float = THRESHOLD, env_id: str = "CartPole-v1"
-):
-    """A Stable-Baselines3 callback that evaluates the greedy policy and stops at ``threshold``.
-
-    Whenever ``model.num_timesteps`` crosses a multiple of ``eval_every`` (env steps over all the
-    model's envs), ``evaluate_policy`` plays ``episodes`` deterministic episodes of a fresh
-    ``gym.make(env_id)``; training stops after the first evaluation whose mean is >= ``threshold``.
-    The callback keeps ``eval_s`` (seconds spent evaluating), ``solved_at`` (env steps, or None) and
-    ``evaluations``: ``(env_steps, mean return, time.time() at its end)`` per evaluation.
-    """
-    import gymnasium as gym
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.evaluation import evaluate_policy
-
-    class GreedyEvaluations(BaseCallback):
-        def __init__(self):
-            super().__init__()
-            self.eval_env = gym.make(env_id)
-            self.eval_s = 0.0
-            self.solved_at = None
-            self.evaluations: list[tuple[int, float, float]] = []
-            self._last = 0
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps // eval_every == self._last // eval_every:
-                self._last = self.num_timesteps
-                return True
-            self._last = self.num_timesteps
-            t0 = time.perf_counter()
-            mean, _ = evaluate_policy(
-                self.model, self.eval_env, n_eval_episodes=episodes, deterministic=True
-            )
-            self.eval_s += time.perf_counter() - t0
-            self.evaluations.append((self.num_timesteps, float(mean), time.time()))
-            print(f"  {name:6s} {self.num_timesteps:>7d} steps  greedy return {mean:.1f}",
-                  flush=True)
-            if mean >= threshold:
-                self.solved_at = self.num_timesteps
-                return False
-            return True
-
-    return GreedyEvaluations()
-
 
 class FiveTupleStep:
     """A gymnax env whose ``step`` returns the pre-1.0 5-tuple, for rejax.
@@ -89,8 +42,6 @@ class FiveTupleStep:
         return getattr(self._env, name)
 
     def step(self, key, state, action, params=None):
-        import jax.numpy as jnp
-
         out = self._env.step(key, state, action, params)
         if len(out) == 5:
             return out
@@ -127,10 +78,6 @@ def seeded(
     """Per-seed ``init``/``chunk`` mapped over ``num_seeds``: ``jax.vmap`` on one device, or with
     ``spread`` ``agents.runtime.devices.vmap_runs`` (the seeds split over the local devices, as
     ``scripts/train.py --num-seeds`` runs them)."""
-    import jax
-
-    from agents.runtime.devices import vmap_runs
-
     if num_seeds == 1:
         return init, chunk
     if spread:
@@ -144,10 +91,6 @@ def rlkit_program(
 ) -> Program:
     """An rlkit agent's training run as a ``Program``: ``num_seeds`` seeds (``seeded``), the run
     cut into chunks of ``chunk_updates`` updates, compiled as the trainer compiles it."""
-    from agents.runtime.compile import compile_init_and_chunk
-    from agents.runtime.devices import runs_sharding
-    from agents.runtime.loop import init_runner, make_train_chunk
-
     per = chunk_updates(config.num_updates, num_chunks)
     chunk = make_train_chunk(agent, venv, env_params, per)
     init, step = seeded(
@@ -182,8 +125,6 @@ def run_program(
     program: Program, num_seeds: int, repeats: int = 1
 ) -> tuple[float, float, float, int, Any, Any]:
     """``time_program``'s figures and, last, the final training state of the last repeat."""
-    import jax
-
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
     key = keys[0] if num_seeds == 1 else keys
     start = time.perf_counter()

@@ -10,7 +10,7 @@ seed), so that both sides see the same load:
   compilation cache (``RLKIT_JAX_CACHE``), so its compile time is counted in full.
 - sb3-contrib: ``QRDQN("MlpPolicy", ...)`` (torch on the CPU, ``--torch-threads`` threads) with the
   preset's hyperparameters translated by ``sb3_settings``, trained by ``learn`` with a callback
-  (``scripts.bench_peers.sb3_greedy_evaluations``) that plays the same number of deterministic
+  (``scripts.bench_sb3.sb3_greedy_evaluations``) that plays the same number of deterministic
   episodes of Gymnasium's CartPole-v1 at the same env-step interval and stops at the first mean
   >= 475. That process never imports JAX. ``--torch-threads`` defaults to 1: on the shared
   2-core machine torch's default (2 threads) took 15 to 17 s per ``train`` call of 128 gradient
@@ -61,7 +61,15 @@ from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from scripts.bench_peers import THRESHOLD, sb3_greedy_evaluations  # (imports no JAX)
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from agents.qrdqn import QRDQN  # noqa: E402
+from agents.runs.files import atomic_write_text  # noqa: E402
+from agents.runtime.loop import collect_rollout, init_runner, make_train_chunk  # noqa: E402
+from envs.wrappers import make_vec  # noqa: E402
+from rlkit import replay  # noqa: E402
+from scripts.bench_sb3 import THRESHOLD  # noqa: E402
 
 __all__ = [
     "benchmark_qrdqn",
@@ -80,8 +88,6 @@ __all__ = [
 
 def preset_config(total_timesteps: int | None = None):
     """rlkit's QR-DQN CartPole-v1 preset (``total_timesteps`` replaced when given)."""
-    from agents.qrdqn import QRDQN
-
     config = QRDQN.default_config("CartPole-v1")
     if total_timesteps is not None:
         config = config.replace(total_timesteps=int(total_timesteps))
@@ -249,7 +255,8 @@ def _run_sb3(seed: int, settings: dict[str, Any], eval_every: int, episodes: int
         json.dump({"seed": seed, "settings": settings, "eval_every": eval_every,
                    "episodes": episodes, "result": result, "torch_threads": torch_threads}, f)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, os.path.abspath(__file__), "--sb3-child", spec],
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_sb3.py"), "--qrdqn-child",
+                    spec],
                    env=dict(os.environ, PYTHONPATH=ROOT), check=True)
     process_s = time.perf_counter() - t0
     with open(result) as f:
@@ -263,35 +270,6 @@ def _run_sb3(seed: int, settings: dict[str, Any], eval_every: int, episodes: int
         out["inrun_s"] = hit[1] - r["model_start"]
         out["process_s"] = process_s - (r["end"] - hit[1])  # minus the time after it
     return out
-
-
-def _sb3_child(spec_path: str) -> None:
-    """The SB3 process: train one seed, write its evaluations (epoch times) as JSON."""
-    with open(spec_path) as f:
-        spec = json.load(f)
-    import torch
-    from sb3_contrib import QRDQN
-    from stable_baselines3.common.env_util import make_vec_env
-    from torch import nn
-
-    torch.set_num_threads(spec["torch_threads"])
-    s = spec["settings"]
-    kwargs = json.loads(json.dumps(s["kwargs"]))
-    kwargs["train_freq"] = tuple(kwargs["train_freq"])
-    pk = kwargs["policy_kwargs"]
-    pk["activation_fn"] = getattr(nn, pk["activation_fn"])
-    if s["anneal_lr"]:
-        lr = kwargs["learning_rate"]
-        kwargs["learning_rate"] = lambda progress_remaining: lr * progress_remaining
-    model_start = time.time()
-    env = make_vec_env("CartPole-v1", n_envs=s["n_envs"], seed=spec["seed"])
-    model = QRDQN("MlpPolicy", env, seed=spec["seed"], verbose=0, device="cpu", **kwargs)
-    cb = sb3_greedy_evaluations("sb3", spec["eval_every"], spec["episodes"])
-    model.learn(s["total_timesteps"], callback=cb)
-    result = {"evaluations": cb.evaluations, "model_start": model_start, "eval_s": cb.eval_s,
-              "env_steps": int(model.num_timesteps), "end": time.time()}
-    with open(spec["result"], "w") as f:
-        json.dump(result, f)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -312,13 +290,7 @@ def where_time_goes(total_timesteps: int | None = None, repeats: int = 7) -> dic
     batch) and ``sample`` (``gradient_steps`` replay samples).
     """
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
-    import jax
-    import jax.numpy as jnp
 
-    from agents.qrdqn import QRDQN
-    from agents.runtime.loop import collect_rollout, init_runner, make_train_chunk
-    from envs.wrappers import make_vec
-    from rlkit import replay
 
     config = preset_config(total_timesteps)
     venv, env_params = make_vec("CartPole-v1", config.num_envs)
@@ -408,7 +380,7 @@ def _sb3_where_time_goes(
     import torch
 
     torch.set_num_threads(torch_threads)
-    from sb3_contrib import QRDQN
+    from sb3_contrib import QRDQN as SB3QRDQN
     from stable_baselines3.common.env_util import make_vec_env
     from torch import nn
 
@@ -416,7 +388,7 @@ def _sb3_where_time_goes(
     kwargs["train_freq"] = tuple(kwargs["train_freq"])
     kwargs["policy_kwargs"]["activation_fn"] = getattr(nn, kwargs["policy_kwargs"]["activation_fn"])
     env = make_vec_env("CartPole-v1", n_envs=settings["n_envs"], seed=0)
-    model = QRDQN("MlpPolicy", env, seed=0, verbose=0, device="cpu", **kwargs)
+    model = SB3QRDQN("MlpPolicy", env, seed=0, verbose=0, device="cpu", **kwargs)
     model.learn(4 * kwargs["learning_starts"])  # fill the buffer; also trains a little
     out = {"train": float("inf"), "rollout": float("inf")}
     from stable_baselines3.common.utils import TrainFreq, TrainFrequencyUnit
@@ -545,11 +517,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                    help="skip timing the pieces of the loop (where the time goes)")
     p.add_argument("--profile-only", action="store_true", help="only time the pieces")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    p.add_argument("--sb3-child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.sb3_child:
-        _sb3_child(a.sb3_child)
-        return None
     for flag, value in (("--seeds", a.seeds), ("--eval-every", a.eval_every),
                         ("--episodes", a.episodes), ("--torch-threads", a.torch_threads)):
         if value < 1:
@@ -567,8 +535,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
             except ImportError as e:
                 print(f"sb3-contrib not importable ({e}); skipping its profile")
     if a.json:
-        from agents.runs.files import atomic_write_text
-
         atomic_write_text(a.json, json.dumps(out, indent=1, default=str))
     return out
 
