@@ -76,17 +76,11 @@ def bench_rlkit(
     }
 
 
-def bench_sb3(steps: int, seed: int = 0) -> dict:
-    """SB3's DQN with the preset's hyperparameters; timed in ``learn``."""
-    from stable_baselines3 import DQN as SB3DQN
-    from stable_baselines3.common.env_util import make_vec_env
-
+def _peer_dqn_kwargs(seed: int) -> dict:
+    """The DQN preset's hyperparameters as SB3's (and sbx's) DQN keyword arguments."""
     c = DQN.default_config(ENV_ID)
     lr = c.learning_rate
-    env = make_vec_env(ENV_ID, n_envs=c.num_envs, seed=seed)
-    model = SB3DQN(
-        "MlpPolicy",
-        env,
+    return dict(
         learning_rate=lambda progress: lr * progress,
         buffer_size=c.buffer_size,
         learning_starts=c.learning_starts,
@@ -99,24 +93,39 @@ def bench_sb3(steps: int, seed: int = 0) -> dict:
         target_update_interval=c.target_update_interval,
         exploration_fraction=c.exploration_fraction,
         exploration_final_eps=c.exploration_final_eps,
-        max_grad_norm=c.max_grad_norm,
         policy_kwargs={"net_arch": list(c.hidden)},
         seed=seed,
-        device="cpu",
         verbose=0,
     )
+
+
+def _time_learn(name: str, model, steps: int) -> dict:
+    """``model.learn(steps)`` timed alone; the mean return of its last 20 training episodes."""
     t0 = time.perf_counter()
     model.learn(steps)
     train_s = time.perf_counter() - t0
     returns = [ep["r"] for ep in model.ep_info_buffer]
     return {
-        "name": "sb3 dqn",
+        "name": name,
         "steps": model.num_timesteps,
         "wall_s": float("nan"),
         "train_s": train_s,
         "return": sum(returns[-20:]) / max(1, len(returns[-20:])),
         "lag": None,
     }
+
+
+def bench_sb3(steps: int, seed: int = 0) -> dict:
+    """SB3's DQN with the preset's hyperparameters; timed in ``learn``."""
+    from stable_baselines3 import DQN as SB3DQN
+    from stable_baselines3.common.env_util import make_vec_env
+
+    c = DQN.default_config(ENV_ID)
+    env = make_vec_env(ENV_ID, n_envs=c.num_envs, seed=seed)
+    model = SB3DQN(
+        "MlpPolicy", env, max_grad_norm=c.max_grad_norm, device="cpu", **_peer_dqn_kwargs(seed)
+    )
+    return _time_learn("sb3 dqn", model, steps)
 
 
 def bench_sbx(steps: int, seed: int = 0) -> dict:
@@ -125,40 +134,9 @@ def bench_sbx(steps: int, seed: int = 0) -> dict:
     import sbx
     from stable_baselines3.common.env_util import make_vec_env
 
-    c = DQN.default_config(ENV_ID)
-    lr = c.learning_rate
-    env = make_vec_env(ENV_ID, n_envs=c.num_envs, seed=seed)
-    model = sbx.DQN(
-        "MlpPolicy",
-        env,
-        learning_rate=lambda progress: lr * progress,
-        buffer_size=c.buffer_size,
-        learning_starts=c.learning_starts,
-        batch_size=c.batch_size,
-        tau=c.tau,
-        gamma=c.gamma,
-        train_freq=c.rollout_length,
-        gradient_steps=c.gradient_steps,
-        n_steps=c.n_step,
-        target_update_interval=c.target_update_interval,
-        exploration_fraction=c.exploration_fraction,
-        exploration_final_eps=c.exploration_final_eps,
-        policy_kwargs={"net_arch": list(c.hidden)},
-        seed=seed,
-        verbose=0,
-    )
-    t0 = time.perf_counter()
-    model.learn(steps)
-    train_s = time.perf_counter() - t0
-    returns = [ep["r"] for ep in model.ep_info_buffer]
-    return {
-        "name": "sbx dqn",
-        "steps": model.num_timesteps,
-        "wall_s": float("nan"),
-        "train_s": train_s,
-        "return": sum(returns[-20:]) / max(1, len(returns[-20:])),
-        "lag": None,
-    }
+    env = make_vec_env(ENV_ID, n_envs=DQN.default_config(ENV_ID).num_envs, seed=seed)
+    model = sbx.DQN("MlpPolicy", env, **_peer_dqn_kwargs(seed))
+    return _time_learn("sbx dqn", model, steps)
 
 
 def main() -> None:
