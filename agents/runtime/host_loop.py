@@ -220,17 +220,36 @@ def stack_metrics(steps: list[dict]) -> dict[str, np.ndarray]:
 
 
 def host_train_iteration(
-    agent: Agent, henv, config, rs: HostRunnerState, act_fn: Callable, update_fn: Callable
-) -> tuple[HostRunnerState, dict]:
-    """One rollout on the host env (``host_collect``) and one update (``host_learn``).
+    agent: Agent,
+    henv,
+    config,
+    rs: HostRunnerState,
+    act_fn: Callable,
+    update_fn: Callable,
+    update_act_fn: Callable | None = None,
+    first: tuple | None = None,
+) -> tuple[HostRunnerState, dict, tuple | None]:
+    """One rollout on the host env (``host_collect``) and one update: ``(rs, metrics, first)``.
 
     ``act_fn(state, obs, key, t)`` and ``update_fn(state, rollout, key)`` are the agent's ``act``
-    and ``update`` with ``config`` bound and jitted (``make_host_fns``).
+    and ``update`` with ``config`` bound and jitted (``make_host_fns``). With ``update_act_fn``
+    (``make_host_update_act``'s) the update also computes the next rollout's first action
+    (``host_learn_and_act``), returned as ``first`` for the next iteration to pass back in;
+    without it the update is ``host_learn``'s and ``first`` is None. ``first`` (given) is step 0
+    of this rollout, computed by the previous iteration.
     """
-    collected = host_collect(henv, config, rs.agent_state, rs.obs, rs.key, act_fn)
-    agent_state, metrics = host_learn(config, rs.agent_state, collected, rs.update_step, update_fn)
+    collected = host_collect(henv, config, rs.agent_state, rs.obs, rs.key, act_fn, first)
+    if update_act_fn is not None:
+        agent_state, metrics, first = host_learn_and_act(
+            config, rs.agent_state, collected, rs.update_step, update_act_fn
+        )
+    else:
+        agent_state, metrics = host_learn(
+            config, rs.agent_state, collected, rs.update_step, update_fn
+        )
+        first = None
     rs = HostRunnerState(agent_state, collected.obs, collected.key, rs.update_step + 1)
-    return rs, metrics
+    return rs, metrics, first
 
 
 def make_host_fns(agent: Agent, config, donate: bool = False) -> tuple[Callable, Callable]:

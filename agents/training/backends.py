@@ -36,10 +36,8 @@ from agents.runtime.compile import compile_init_and_chunk
 from agents.runtime.devices import RunMesh, is_writer, process_barrier
 from agents.runtime.host_loop import (
     HostRunnerState,
-    host_collect,
     host_init,
-    host_learn,
-    host_learn_and_act,
+    host_train_iteration,
     make_host_fns,
     make_host_update_act,
     make_process_update,
@@ -222,22 +220,13 @@ class HostBackend(Backend):
         process_barrier("host-started")
 
     def run(self, num_updates: int) -> dict[str, np.ndarray]:
-        config, rs = self.config, self.state
         steps, first = [], None
         for i in range(num_updates):
-            collected = host_collect(
-                self.henv, config, rs.agent_state, rs.obs, rs.key, self.act_fn, first
-            )
-            if self.update_act_fn is not None and i < num_updates - 1:
-                agent_state, metrics, first = host_learn_and_act(
-                    config, rs.agent_state, collected, rs.update_step, self.update_act_fn
-                )
-            else:  # the chunk's last update: the next chunk starts with a plain act
-                agent_state, metrics = host_learn(
-                    config, rs.agent_state, collected, rs.update_step, self.update_fn
-                )
-            rs = self.state = HostRunnerState(
-                agent_state, collected.obs, collected.key, rs.update_step + 1
+            # The chunk's last update is a plain one: the next chunk starts with a plain act.
+            fused = self.update_act_fn if i < num_updates - 1 else None
+            self.state, metrics, first = host_train_iteration(
+                self.built.agent, self.henv, self.config, self.state, self.act_fn,
+                self.update_fn, fused, first,
             )
             steps.append(metrics)  # fetched once for the chunk: no host sync per update
         out = stack_metrics(steps)
