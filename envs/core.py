@@ -157,8 +157,10 @@ def check_action(space: Space, action: Any, env_id: str = "", batch: int | None 
     where = f" of {env_id}" if env_id else ""
     lead = () if batch is None else (int(batch),)
     if isinstance(space, Discrete):
-        integral = np.issubdtype(a.dtype, np.integer) or (
-            np.issubdtype(a.dtype, np.floating) and bool(np.all(a == np.round(a)))
+        # One integer per env: a Discrete action has no shape of its own.
+        integral = a.shape == lead and (
+            np.issubdtype(a.dtype, np.integer)
+            or (np.issubdtype(a.dtype, np.floating) and bool(np.all(a == np.round(a))))
         )
         inside = (a >= space.start) & (a < space.start + space.n)
     elif isinstance(space, Box):

@@ -299,6 +299,9 @@ class RLKitGymEnv(gymnasium.Env):
         self._packed_params = jnp.asarray(self._program.params_packer.pack_host(self.params))
         # A Discrete action goes in as a Python int: the cheapest argument for a jitted call.
         self._int_action = isinstance(self.action_space, gymnasium.spaces.Discrete)
+        if self._int_action:
+            self._action_low = int(self.action_space.start)
+            self._action_high = self._action_low + int(self.action_space.n)
         self._key: jax.Array | None = None  # only read by _reset_key: the key is in _carry
         self._carry = None
         self._last_action = None
@@ -326,10 +329,15 @@ class RLKitGymEnv(gymnasium.Env):
         """One step. Returns ``(obs, reward, terminated, truncated, info)``, numpy/Python values."""
         if self._carry is None:
             raise gymnasium.error.ResetNeeded("Call reset before step.")
-        core.check_action(self._rlkit_action_space, action, self.rlkit_id)
-        if self._int_action and isinstance(action, (int, np.integer)):
+        if (
+            self._int_action
+            and isinstance(action, (int, np.integer))
+            and not isinstance(action, (bool, np.bool_))
+            and self._action_low <= action < self._action_high
+        ):  # the common case, checked without building arrays
             action = int(action)
         else:
+            core.check_action(self._rlkit_action_space, action, self.rlkit_id)
             action = np.asarray(action, dtype=self._action_dtype)
             if action.shape != self._action_shape:
                 action = action.reshape(self._action_shape)

@@ -333,6 +333,22 @@ def test_vector_env_checks_every_action_it_is_stepped_with():
 # ------------------------------------------------------------------------------------------------
 
 
+def test_single_env_checks_every_action_it_is_stepped_with():
+    # Python and numpy ints in range take the fast path; everything else goes through
+    # core.check_action, which names the action (bools are not actions, as in Gymnasium).
+    env = gymnasium.make("rlkit/CartPole-v1").unwrapped
+    for bad in (2, -1, np.int64(2), True, np.bool_(False), 0.5, [0, 1]):
+        env.reset(seed=0)
+        with pytest.raises(RLKitError, match=r"action: .* outside the action space"):
+            env.step(bad)
+    outs = []
+    for good in (1, np.int64(1), np.uint8(1), np.array(1), 1.0):
+        env.reset(seed=0)
+        outs.append(env.step(good)[0])
+    for obs in outs[1:]:
+        np.testing.assert_array_equal(obs, outs[0])
+
+
 def test_outputs_are_writable_numpy_arrays():
     env = gymnasium.make("rlkit/CartPole-v1")
     obs, _ = env.reset(seed=0)
