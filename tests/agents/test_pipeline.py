@@ -35,6 +35,10 @@ PPO += ["--total-timesteps", "512", "--num-envs", "2", "--rollout-length", "32"]
 PPO += ["--eval-episodes", "0", "--eval-every", "0", "--log-every", "128"]
 
 
+def _actor_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("rlkit-actor")]
+
+
 def _rows(out):
     with open(os.path.join(out, "metrics.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
@@ -77,7 +81,7 @@ def test_sync_pipeline_resumes_exactly(tmp_path, monkeypatch):
     monkeypatch.setattr(PipelineBackend, "save", kill_after_first)
     assert train_script.main([*DQN, "--out", part, "--pipeline", "sync"]) == 130
     monkeypatch.setattr(PipelineBackend, "save", original)
-    assert not [t for t in threading.enumerate() if t.name == "rlkit-actor"]
+    assert not _actor_threads()
     assert train_script.main(["--resume", part, "--quiet"]) == 0
     _same_run(full, part)
 
@@ -156,7 +160,7 @@ def test_actor_error_stops_the_run_and_keeps_the_checkpoint(tmp_path, capsys, mo
         assert json.load(f)["env_steps"] == 64
     policy, _ = agents.load_policy(out)
     assert policy(np.zeros((1, 4), np.float32)).shape == (1,)
-    assert not [t for t in threading.enumerate() if t.name == "rlkit-actor"]
+    assert not _actor_threads()
 
 
 def test_interrupt_in_the_learner_stops_the_actor_within_seconds():
@@ -176,7 +180,7 @@ def test_interrupt_in_the_learner_stops_the_actor_within_seconds():
         backend.run(8)
     backend.close()
     assert time.perf_counter() - t0 < 30
-    assert not [t for t in threading.enumerate() if t.name == "rlkit-actor"]
+    assert not _actor_threads()
 
 
 def test_pipeline_flags_are_checked(tmp_path):
