@@ -224,9 +224,13 @@ class PipelineBackend(HostBackend):
         config = self.built.config
         steps = failed.index * config.steps_per_update
         n = config.num_envs // self.actors
-        who = "the actor" if self.actors == 1 else (
-            f"actor {failed.actor} of {self.actors} (envs {failed.actor * n} to "
-            f"{(failed.actor + 1) * n - 1})"
+        who = (
+            "the actor"
+            if self.actors == 1
+            else (
+                f"actor {failed.actor} of {self.actors} (envs {failed.actor * n} to "
+                f"{(failed.actor + 1) * n - 1})"
+            )
         )
         raise RLKitError(
             f"pipeline: {who} failed while collecting rollout {failed.index + 1} "
@@ -245,7 +249,9 @@ class PipelineBackend(HostBackend):
             except queue.Empty:
                 thread = self._threads[actor] if actor < len(self._threads) else None
                 if (
-                    thread is not None and not thread.is_alive() and q.empty()
+                    thread is not None
+                    and not thread.is_alive()
+                    and q.empty()
                     and self._failure is None
                 ):
                     raise RLKitError(
