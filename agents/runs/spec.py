@@ -90,14 +90,15 @@ class RunArgs:
     quiet: bool = False
     """No progress bar or summary printing."""
     pipeline: Literal["off", "sync", "async"] = "off"
-    """Host envs: 'sync' or 'async' runs the actor (env steps) and the learner in two threads;
-    'sync' trains on data of the current policy (same results as 'off'), 'async' lets the actor
-    lag by up to --pipeline-max-lag updates while the learner trains."""
+    """Host envs: 'sync' or 'async' runs the actors (env steps) and the learner in their own
+    threads; 'sync' trains on data of the current policy (with one actor the same results as
+    'off'), 'async' lets the actors lag by up to --pipeline-max-lag updates while the learner
+    trains."""
     pipeline_max_lag: int = 1
     """--pipeline async: the most updates the acting policy may lag the learner (>= 1)."""
     pipeline_actors: int = 1
-    """--pipeline: actor threads; each steps its own num_envs / K of the envs with its own key
-    chain, and every update trains on all K rollouts (num_envs must be divisible by K)."""
+    """--pipeline: K actor threads, each stepping num_envs / K of the envs with its own key chain;
+    every update trains on the K rollouts together (num_envs must be divisible by K)."""
     pipeline_actor_device: int | None = None
     """--pipeline: index into jax.devices() of the device the actors act on (the learner stays
     on the default device); default: the default device."""

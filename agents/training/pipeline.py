@@ -1,35 +1,56 @@
-"""A pipelined host backend: an actor thread steps the envs while the learner updates.
+"""A pipelined host backend: actor threads step the envs while the learner updates.
 
 ``PipelineBackend`` trains on any Gymnasium env, as ``HostBackend`` does, with the two halves of
-the host loop (``agents.runtime.host_loop.host_collect`` and ``host_learn``) in two threads:
+the host loop (``agents.runtime.host_loop.host_collect`` and ``host_learn``) in their own threads:
 
-* the **actor** thread owns the ``envs.host.HostVecEnv``; for rollout ``k`` it takes the newest
-  agent state the learner has published (version ``v``: the state after ``v`` updates), steps the
-  envs with the jitted ``act`` and puts the rollout into a bounded queue;
-* the **learner** (the thread that called ``run``) takes rollouts from the queue in order, runs
-  the jitted ``update`` on each and publishes the new state.
+* each of the ``K`` **actor** threads (``--pipeline-actors K``, default 1) owns an
+  ``envs.host.HostVecEnv`` of ``num_envs / K`` of the run's envs (actor ``i`` has envs
+  ``i * num_envs / K`` to ``(i + 1) * num_envs / K - 1``, with those envs' episode seeds) and its
+  own key chain; for rollout ``k`` it takes the newest agent state the learner has published
+  (version ``v``: the state after ``v`` updates), steps its envs with the jitted ``act`` and puts
+  the rollout into its own bounded queue;
+* the **learner** (the thread that called ``run``) takes rollout ``k`` from every actor's queue,
+  concatenates the ``K`` rollouts along the env axis in actor order (one rollout of ``num_envs``
+  envs), runs the jitted ``update`` on it and publishes the new state.
 
-The actor may start rollout ``k`` only once ``v >= k - max_lag``, so the policy that collected the
+An actor may start rollout ``k`` only once ``v >= k - max_lag``, so the policy that collected the
 data the learner's ``k``-th update trains on lags the learner by ``lag = k - v <= max_lag``
-updates; the lag of every update is in its metrics (``policy_lag``).
+updates; every update logs ``policy_lag``, the largest lag over its ``K`` rollouts.
 
-* ``mode="sync"`` (``max_lag = 0``): the actor always acts with the learner's current state, so
-  the run computes exactly what ``HostBackend`` computes (same keys, same rollouts, same updates:
-  same metrics and parameters bit for bit) and resumes exactly; the threads only take turns.
+Keys: the run's key chain (``host_init``'s) with one actor; with ``K > 1`` it is split into ``K``
+chains (``jax.random.split(key, K)``, actor ``i`` taking row ``i``) and the update key is actor 0's.
+So ``K = 1`` is today's run bit for bit, and a run with ``K > 1`` is a different (but as
+reproducible) sample of the same algorithm on the same envs.
+
+* ``mode="sync"`` (``max_lag = 0``): the actors always act with the learner's current state, so
+  the run is deterministic for any ``K`` (same seed and ``K``, same metrics and parameters bit for
+  bit) and resumes exactly; with ``K = 1`` it computes exactly what ``HostBackend`` computes. The
+  ``K`` actors step their envs at the same time (overlapping where the envs release the GIL),
+  the learner waits for them.
 * ``mode="async"``: with ``max_lag >= 1`` the env steps of rollout ``k + 1`` overlap the update on
-  rollout ``k``. Which version the actor finds depends on timing, so runs are not reproducible bit
+  rollout ``k``. Which version an actor finds depends on timing, so runs are not reproducible bit
   for bit; off-policy corrections are the agent's (V-trace's ratios in ``agents.impala``,
   PPO's clipped ratios; DQN learns off-policy from its replay anyway).
 
-Chunks: ``run(n)`` lets the actor produce exactly the ``n`` rollouts of the chunk and waits for
-it, so between chunks the envs, the key chain and the learner's state agree, and a checkpoint
-(the same format as ``HostBackend``'s) resumes the run in either mode or on ``HostBackend``.
+Devices (Sebulba-style): ``--pipeline-actor-device I`` makes the actors act on ``jax.devices()[I]``:
+the learner, on the default device (``jax.devices()[0]``), copies each state it publishes there
+(``jax.device_put``, the whole agent state ``act`` takes, a replay buffer included), the actors'
+keys live there and ``act`` runs there; the update key comes back to the learner's device. The
+computation is the same, so in sync mode the results equal the one-device run's.
 
-Errors and shut-down: an exception in the actor (the env, a worker process, ``act``) is handed to
-the learner, which raises ``RLKitError`` naming the rollout and the original error; nothing past
-the last checkpoint is written, so that checkpoint stays usable. Every wait has a timeout and
-checks a stop event, the actor is a daemon thread, and ``close`` stops and joins it within
-seconds, so neither an error nor Ctrl-C leaves the process hanging.
+Chunks: ``run(n)`` lets every actor produce exactly the ``n`` rollouts of the chunk and waits for
+them, so between chunks the envs, the key chains and the learner's state agree, and a checkpoint
+resumes the run in either mode. With one actor it has ``HostBackend``'s format (resumable on
+``HostBackend`` too); with ``K > 1`` it holds the ``K`` keys (``key [1, K, 2]``), the ``K`` env
+states (a list) and ``pipeline_actors = K`` in its metadata, and resumes only with
+``--pipeline-actors K``.
+
+Errors and shut-down: an exception in an actor (the env, a worker process, ``act``) is handed to
+the learner, which raises ``RLKitError`` naming the actor (with ``K > 1``), the rollout and the
+original error as soon as it sees it; nothing past the last checkpoint is written, so that
+checkpoint stays usable. Every wait has a timeout and checks a stop event, the actors are daemon
+threads, and ``close`` stops and joins them within seconds, so neither an error nor Ctrl-C leaves
+the process hanging.
 """
 
 from __future__ import annotations
