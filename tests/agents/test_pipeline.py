@@ -20,7 +20,8 @@ from gymnasium.envs.classic_control import CartPoleEnv
 
 import agents
 from agents.runs.spec import RunArgs, build
-from agents.training.pipeline import PipelineBackend
+from agents.training.pipeline import PipelineBackend, _ActorEnvs
+from envs.host import HostVecEnv
 from rlkit.errors import RLKitError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -132,6 +133,28 @@ def test_two_actor_checkpoint_needs_two_actors(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert train_script.main(["--resume", part, "--quiet", "--pipeline-actors", "1"]) == 2
     assert "resume it with --pipeline-actors 2" in capsys.readouterr().err
+
+
+def test_the_actors_envs_are_the_runs_envs():
+    """Two actors' envs (2 + 2) play the episodes the run's 4 envs play with one actor, and their
+    env state goes through a checkpoint's list."""
+    split, whole = _ActorEnvs("CartPole-v1", 4, 2, seed=3), HostVecEnv("CartPole-v1", 4, seed=3)
+    try:
+        np.testing.assert_array_equal(split.reset(), whole.reset())
+        actions = np.asarray([0, 1, 1, 0])
+        for _ in range(30):  # past the first episode ends: the reset seeds agree too
+            got = np.concatenate([e.step(a)[0] for e, a in zip(split.envs, np.split(actions, 2))])
+            np.testing.assert_array_equal(got, whole.step(actions)[0])
+        state = split.state_dict()
+        assert isinstance(state, list) and len(state) == 2
+        # A list may come back from msgpack as a dict keyed "0", "1".
+        np.testing.assert_array_equal(split.load_state_dict({str(i): x for i, x in enumerate(state)}), got)
+        np.testing.assert_array_equal(split.load_state_dict(state), got)
+        with pytest.raises(RLKitError, match="2 pipeline actors"):
+            split.load_state_dict(state[:1])
+    finally:
+        split.close()
+        whole.close()
 
 
 def _backend(mode, max_lag=1, actors=1, actor_device=None):
