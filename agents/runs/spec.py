@@ -244,9 +244,6 @@ def _check_args(args: RunArgs) -> None:
     lag = args.pipeline_max_lag
     if isinstance(lag, bool) or not isinstance(lag, (int, np.integer)) or lag < 1:
         raise RLKitError(f"--pipeline-max-lag: expected an integer >= 1, got {lag!r}")
-    actors = args.pipeline_actors
-    if isinstance(actors, bool) or not isinstance(actors, (int, np.integer)) or actors < 1:
-        raise RLKitError(f"--pipeline-actors: expected an integer >= 1, got {actors!r}")
     for name in ("num_processes", "process_id"):
         value = getattr(args, name)
         if value is not None and (
