@@ -269,6 +269,7 @@ class HostVecEnv:
         num_envs: int,
         *,
         seed: int = 0,
+        first_env: int = 0,
         vectorization_mode: str = "sync",
         **make_kwargs,
     ):
@@ -279,6 +280,9 @@ class HostVecEnv:
             ``"ALE/Breakout-v5"`` (made by ``make_gymnasium_vec``, so with its preprocessing).
           num_envs: number of sub-envs.
           seed: base seed of every episode's reset seed (``episode_seed``).
+          first_env: the index of sub-env 0 in a larger pool split into several ``HostVecEnv``
+            (the pipeline's actors): sub-env ``i`` draws the episode seeds of env
+            ``first_env + i``, so the pool's envs play the episodes one env of them all would.
           vectorization_mode: ``"sync"`` (one process) or ``"async"`` (one spawned process per
             sub-env; spawned rather than forked, because forking a process with JAX threads can
             deadlock). ``load_state_dict`` needs ``"sync"``.
@@ -317,6 +321,7 @@ class HostVecEnv:
         self.observation_space = self.envs.single_observation_space
         self.action_space = self.envs.single_action_space
         self.seed = int(seed)
+        self.first_env = int(first_env)
         self._obs: np.ndarray | None = None
         self._episode = np.zeros((self.num_envs,), np.int64)
         self._actions: list[list[np.ndarray]] = [[] for _ in range(self.num_envs)]
@@ -324,7 +329,9 @@ class HostVecEnv:
         self._episode_length = np.zeros((self.num_envs,), np.int32)
 
     def _seeds(self) -> list[int]:
-        return [episode_seed(self.seed, i, k) for i, k in enumerate(self._episode)]
+        return [
+            episode_seed(self.seed, self.first_env + i, k) for i, k in enumerate(self._episode)
+        ]
 
     def reset(self) -> np.ndarray:
         """Starts episode 0 of every sub-env. Returns obs ``[N, ...]``."""
@@ -431,7 +438,7 @@ class HostVecEnv:
         self.envs.reset(seed=self._seeds())
         obs = []
         for i, env in enumerate(self.envs.envs):
-            o, _ = env.reset(seed=episode_seed(seed, i, episode[i]))
+            o, _ = env.reset(seed=episode_seed(seed, self.first_env + i, episode[i]))
             self._actions[i] = []
             for t in range(int(lengths[i])):
                 a = actions[i, t]

@@ -45,6 +45,7 @@ __all__ = [
     "resolve_backend",
     "env_spaces",
     "BACKENDS",
+    "check_pipeline_layout",
 ]
 
 BACKENDS = ("auto", "jax", "gymnasium")
@@ -89,11 +90,18 @@ class RunArgs:
     quiet: bool = False
     """No progress bar or summary printing."""
     pipeline: Literal["off", "sync", "async"] = "off"
-    """Host envs: 'sync' or 'async' runs the actor (env steps) and the learner in two threads;
-    'sync' trains on data of the current policy (same results as 'off'), 'async' lets the actor
-    lag by up to --pipeline-max-lag updates while the learner trains."""
+    """Host envs: 'sync' or 'async' runs the actors (env steps) and the learner in their own
+    threads; 'sync' trains on data of the current policy (with one actor the same results as
+    'off'), 'async' lets the actors lag by up to --pipeline-max-lag updates while the learner
+    trains."""
     pipeline_max_lag: int = 1
     """--pipeline async: the most updates the acting policy may lag the learner (>= 1)."""
+    pipeline_actors: int = 1
+    """--pipeline: K actor threads, each stepping num_envs / K of the envs with its own key chain;
+    every update trains on the K rollouts together (num_envs must be divisible by K)."""
+    pipeline_actor_device: int | None = None
+    """--pipeline: index into jax.devices() of the device the actors act on (the learner stays
+    on the default device); default: the default device."""
     mesh: str | None = None
     """Device mesh of the compiled backend, e.g. runs=4,data=2: runs split over 'runs' devices,
     each run's env batch (and replay) over 'data' devices with averaged gradients. Default: no
@@ -246,6 +254,31 @@ def _check_args(args: RunArgs) -> None:
         raise RLKitError(f"--final-policy: expected 'best' or 'last', got {args.final_policy!r}")
 
 
+def check_pipeline_layout(actors: int, actor_device: int | None, num_envs: int) -> None:
+    """Check ``--pipeline-actors`` against ``--num-envs`` (equal groups) and
+    ``--pipeline-actor-device`` against ``jax.devices()``; RLKitError naming the flag."""
+    if isinstance(actors, bool) or not isinstance(actors, (int, np.integer)) or actors < 1:
+        raise RLKitError(f"--pipeline-actors: expected an integer >= 1, got {actors!r}")
+    if int(num_envs) % int(actors):
+        raise RLKitError(
+            f"--pipeline-actors: {actors} actors each step an equal share of the envs; expected "
+            f"--num-envs a multiple of {actors} (got --num-envs {num_envs}), or --pipeline-actors "
+            f"a divisor of {num_envs}"
+        )
+    if actor_device is None:
+        return
+    count = len(jax.devices())
+    if (
+        isinstance(actor_device, bool)
+        or not isinstance(actor_device, (int, np.integer))
+        or not 0 <= actor_device < count
+    ):
+        raise RLKitError(
+            f"--pipeline-actor-device: expected an index into jax.devices() in [0, {count - 1}] "
+            f"({count} device(s)), got {actor_device!r}"
+        )
+
+
 def resolve_backend(env_id: str, backend: str) -> tuple[str, str]:
     """``(backend, env id)`` for ``--env``/``--backend``: "jax" runs an rlkit env, "gymnasium" any
     Gymnasium id on the host; "auto" picks "jax" whenever rlkit has the env."""
@@ -305,6 +338,12 @@ def build(args: RunArgs, config: Any) -> BuiltRun:
         raise RLKitError(
             f"--pipeline: {args.pipeline!r} runs host envs; use it with --backend gymnasium"
         )
+    actors_set = args.pipeline_actors != 1 or args.pipeline_actor_device is not None
+    if args.pipeline == "off" and actors_set:
+        flag = "--pipeline-actors" if args.pipeline_actors != 1 else "--pipeline-actor-device"
+        raise RLKitError(f"{flag}: sets up the pipeline's actors; use it with --pipeline sync|async")
+    if args.pipeline != "off":
+        check_pipeline_layout(args.pipeline_actors, args.pipeline_actor_device, config.num_envs)
     sweep_points = parse_sweep(args.sweep, type(config))
     if backend == "gymnasium" and (args.num_seeds > 1 or len(sweep_points) > 1):
         raise RLKitError(

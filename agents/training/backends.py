@@ -193,6 +193,13 @@ class HostBackend(Backend):
     #: Whether ``update`` may reuse the agent state's buffers (``make_host_fns``'s ``donate``):
     #: nothing reads a state again once the next update has started from it.
     donate_state = True
+    #: Groups the run's envs are split into, each with its own key chain (the pipeline's actors,
+    #: ``--pipeline-actors``); a checkpoint records it when above 1 and resumes only with it.
+    actors = 1
+
+    def _make_env(self, num_envs: int, seed: int) -> HostVecEnv:
+        """The host envs of this process: one ``HostVecEnv`` (the pipeline splits it)."""
+        return HostVecEnv(self.built.env_id, num_envs, seed=seed)
 
     def start(self) -> None:
         built = self.built
@@ -202,7 +209,7 @@ class HostBackend(Backend):
         self.processes, me = jax.process_count(), jax.process_index()
         self.config = config = local_config(built.config, self.processes)  # checked by build
         # Every process its own envs (episode seeds differ per process).
-        self.henv = HostVecEnv(built.env_id, config.num_envs, seed=built.args.seed + 100_003 * me)
+        self.henv = self._make_env(config.num_envs, built.args.seed + 100_003 * me)
         if tuple(self.henv.observation_space.shape) != tuple(agent.observation_space.shape):
             raise RLKitError(f"--env: {built.env_id!r} changed its observation space")
         self.act_fn, self.update_fn = make_host_fns(agent, config, donate=self.donate_state)
@@ -267,6 +274,8 @@ class HostBackend(Backend):
         state, env = self._stacked(), self._env_states()  # collectives: every process calls
         if is_writer():
             meta = dict(meta, host_processes=self.processes)
+            if self.actors > 1:
+                meta["pipeline_actors"] = self.actors
             files.save_checkpoint(run_dir, state, meta, extra={"env": env})
 
     def restore(self, run_dir: str) -> dict:
@@ -277,6 +286,14 @@ class HostBackend(Backend):
                 f"--resume: this host-backend run was checkpointed by {wrote} process(es), each "
                 f"with its own env pool; resume it with --num-processes {wrote} "
                 f"(got {self.processes})"
+            )
+        wrote = int(saved.get("pipeline_actors", 1)) if isinstance(saved, dict) else 1
+        if wrote != self.actors:
+            raise RLKitError(
+                f"--resume: this run was checkpointed with its envs split over {wrote} pipeline "
+                f"actor(s), each with its own envs and key chain; resume it with --pipeline-actors "
+                f"{wrote}" + (" and --pipeline sync|async" if wrote > 1 else "")
+                + f" (got {self.actors})"
             )
         loaded, meta, extra = files.load_checkpoint(run_dir, self._stacked())
         if "env" not in extra:
