@@ -203,13 +203,16 @@ def test_async_lag_is_bounded_and_logged(actors):
 
 
 class _CrashingCartPole(CartPoleEnv):
-    """CartPole whose every copy raises after 100 steps in total (counted over its copies)."""
+    """CartPole that raises on its own 50th step (each copy counts its own steps, so which
+    rollout fails does not depend on how the actors' threads interleave)."""
 
-    steps = 0
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.steps = 0
 
     def step(self, action):
-        _CrashingCartPole.steps += 1
-        if _CrashingCartPole.steps > 100:
+        self.steps += 1
+        if self.steps >= 50:
             raise RuntimeError("simulator exploded")
         return super().step(action)
 
@@ -219,7 +222,6 @@ gymnasium.register("rlkit-test/CrashingCartPole-v0", _CrashingCartPole, max_epis
 
 @pytest.mark.parametrize(("mode", "actors"), [("sync", 1), ("async", 1), ("sync", 2), ("async", 2)])
 def test_actor_error_stops_the_run_and_keeps_the_checkpoint(tmp_path, capsys, mode, actors):
-    _CrashingCartPole.steps = 0
     out = str(tmp_path / "crash")
     argv = ["--agent", "ppo", "--env", "rlkit-test/CrashingCartPole-v0", "--quiet"]
     argv += ["--total-timesteps", "512", "--num-envs", "2", "--rollout-length", "16"]
@@ -230,7 +232,7 @@ def test_actor_error_stops_the_run_and_keeps_the_checkpoint(tmp_path, capsys, mo
     assert train_script.main(argv) == 2
     assert time.perf_counter() - t0 < 120
     err = capsys.readouterr().err
-    # 3 rollouts of 32 env steps are done; the 101st step (rollout 4) fails, in either actor.
+    # Each env takes 16 steps per rollout: its 50th step is in rollout 4, in either actor.
     who = "the actor" if actors == 1 else r"actor [01] of 2 \(envs [01] to [01]\)"
     assert re.search(f"{who} failed while collecting rollout 4 ", err), err
     assert "simulator exploded" in err
