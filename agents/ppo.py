@@ -100,6 +100,22 @@ class PPO(ActorCriticAgent):
             "learning_rate": 1e-3,
             "ent_coef": 0.0,
         },
+        # Host env (Box2D): RL Zoo's LunarLander PPO (16 envs x 1024 steps, 4 epochs of
+        # minibatches of 64, lr 3e-4 constant, gamma 0.999, GAE 0.98, entropy 0.01, no value
+        # clipping, 1M steps); the reference run for IMPALA's wall time (docs/benchmarks.md).
+        "LunarLander-v3": {
+            "total_timesteps": 1_000_000,
+            "num_envs": 16,
+            "rollout_length": 1024,
+            "num_epochs": 4,
+            "num_minibatches": 256,
+            "learning_rate": 3e-4,
+            "anneal_lr": False,
+            "gamma": 0.999,
+            "gae_lambda": 0.98,
+            "ent_coef": 0.01,
+            "clip_value": False,
+        },
         # Continuous control: normalised observations and rewards, a shorter horizon.
         "Pendulum-v1": {
             "num_envs": 16,
