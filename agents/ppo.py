@@ -107,13 +107,11 @@ class PPO(ActorCriticAgent):
             "total_timesteps": 1_000_000,
             "num_envs": 16,
             "rollout_length": 1024,
-            "num_epochs": 4,
             "num_minibatches": 256,
             "learning_rate": 3e-4,
             "anneal_lr": False,
             "gamma": 0.999,
             "gae_lambda": 0.98,
-            "ent_coef": 0.01,
             "clip_value": False,
         },
         # Continuous control: normalised observations and rewards, a shorter horizon.
