@@ -71,9 +71,13 @@ RUNS: list[tuple[str, str, int]] = [
     # Host envs (Gymnasium's Box2D), on the synchronous pipeline (the host loop's results bit for
     # bit, faster).
     ("dqn", "LunarLander-v3", 3),
+    ("ppo", "LunarLander-v3", 5),
 ]
 #: Extra train.py flags of some rows.
-EXTRA_ARGS: dict[str, list[str]] = {"dqn-LunarLander-v3": ["--pipeline", "sync"]}
+EXTRA_ARGS: dict[str, list[str]] = {
+    "dqn-LunarLander-v3": ["--pipeline", "sync"],
+    "ppo-LunarLander-v3": ["--pipeline", "sync"],
+}
 #: Logged points per run: --log-every is the preset's total_timesteps divided by this.
 LOG_POINTS = 50
 #: Resolution of the PNGs (about 80 kB each at 9 x 5.8 inches).
