@@ -43,7 +43,6 @@ from agents.registry import register_agent
 from agents.value_based import (
     ACROBOT_PRESET,
     CARTPOLE_PRESET,
-    MOUNTAINCAR_PRESET,
     ValueBasedAgent,
     ValueBasedConfig,
     ValueBasedLearner,
