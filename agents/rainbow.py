@@ -70,6 +70,7 @@ class Rainbow(C51):
     #: enough) and a 20k buffer: prioritised sampling costs O(buffer) per gradient step.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "CartPole-v1": {**C51.PRESETS["CartPole-v1"], "gradient_steps": 64, "buffer_size": 20_000},
+        "Acrobot-v1": {**C51.PRESETS["Acrobot-v1"], "gradient_steps": 64, "buffer_size": 20_000},
     }
 
     def network(self, config: RainbowConfig) -> DistributionalQNetwork:
