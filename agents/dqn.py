@@ -39,7 +39,9 @@ from agents.networks import QNetwork, conv_spec
 from agents.presets import per_atari_game, per_minatar_game
 from agents.registry import register_agent
 from agents.value_based import (
+    ACROBOT_PRESET,
     CARTPOLE_PRESET,
+    MOUNTAINCAR_PRESET,
     ValueBasedAgent,
     ValueBasedConfig,
     ValueBasedLearner,
@@ -160,27 +162,8 @@ class DQN(ValueBasedAgent):
     #: How they were chosen, and what they reach, is in docs/benchmarks.md.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "CartPole-v1": CARTPOLE_PRESET,
-        "Acrobot-v1": {
-            "total_timesteps": 50_000,
-            "buffer_size": 50_000,
-            "tau": 1.0,
-            "target_update_interval": 128,
-            "exploration_fraction": 0.12,
-            "exploration_final_eps": 0.05,
-        },
-        # After RL Zoo's MountainCar DQN, with 3-step returns and 128x128 layers.
-        "MountainCar-v0": {
-            "total_timesteps": 200_000,
-            "learning_rate": 4e-3,
-            "batch_size": 128,
-            "buffer_size": 10_000,
-            "gamma": 0.98,
-            "tau": 1.0,
-            "target_update_interval": 300,
-            "exploration_fraction": 0.2,
-            "exploration_final_eps": 0.07,
-            "hidden": (128, 128),
-        },
+        "Acrobot-v1": ACROBOT_PRESET,
+        "MountainCar-v0": MOUNTAINCAR_PRESET,
         # After RL Zoo's LunarLander DQN (one gradient step per env step, hard target copies),
         # with 3-step Double-Q returns and an annealed step size.
         "LunarLander-v3": {

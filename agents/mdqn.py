@@ -42,7 +42,7 @@ from agents.base import hyperparameter, static_field
 from agents.networks import QNetwork, conv_spec
 from agents.off_policy import bootstrap_obs, n_step_window
 from agents.registry import register_agent
-from agents.value_based import CARTPOLE_PRESET, ValueBasedAgent, ValueBasedConfig
+from agents.value_based import ACROBOT_PRESET, CARTPOLE_PRESET, ValueBasedAgent, ValueBasedConfig
 
 __all__ = ["MDQN", "MDQNConfig", "mdqn_loss"]
 
@@ -123,6 +123,8 @@ class MDQN(ValueBasedAgent):
             **{k: v for k, v in CARTPOLE_PRESET.items() if k != "learning_rate"},
             "n_step": 3,
         },
+        # DQN's, with 3-step windows as on CartPole.
+        "Acrobot-v1": {**ACROBOT_PRESET, "n_step": 3},
     }
 
     def network(self, config: MDQNConfig) -> QNetwork:

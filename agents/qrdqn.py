@@ -44,7 +44,13 @@ from agents.base import hyperparameter, static_field
 from agents.networks import DistributionalQNetwork, conv_spec
 from agents.off_policy import bootstrap_obs, n_step_window
 from agents.registry import register_agent
-from agents.value_based import CARTPOLE_PRESET, ValueBasedAgent, ValueBasedConfig, ValueBasedLearner
+from agents.value_based import (
+    ACROBOT_PRESET,
+    CARTPOLE_PRESET,
+    ValueBasedAgent,
+    ValueBasedConfig,
+    ValueBasedLearner,
+)
 
 __all__ = ["QRDQN", "QRDQNConfig", "QRDQNLearner", "qrdqn_loss", "quantile_levels"]
 
@@ -136,6 +142,7 @@ class QRDQN(ValueBasedAgent):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # 11 quantiles instead of 51: the loss compares every pair of quantiles.
         "CartPole-v1": {**CARTPOLE_PRESET, "num_quantiles": 11},
+        "Acrobot-v1": {**ACROBOT_PRESET, "num_quantiles": 11},
     }
 
     def network(self, config: QRDQNConfig) -> DistributionalQNetwork:

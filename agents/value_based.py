@@ -43,7 +43,9 @@ from agents.off_policy import (
 )
 
 __all__ = [
+    "ACROBOT_PRESET",
     "CARTPOLE_PRESET",
+    "MOUNTAINCAR_PRESET",
     "ValueBasedAgent",
     "ValueBasedConfig",
     "ValueBasedLearner",
@@ -59,6 +61,32 @@ CARTPOLE_PRESET: dict = {
     "learning_rate": 2e-3,
     "anneal_lr": True,
     "batch_size": 128,
+}
+
+#: DQN's Acrobot-v1 preset (50k steps, hard target copies every 128 gradient steps); the other
+#: Q-learning agents extend it as they do ``CARTPOLE_PRESET``.
+ACROBOT_PRESET: dict = {
+    "total_timesteps": 50_000,
+    "buffer_size": 50_000,
+    "tau": 1.0,
+    "target_update_interval": 128,
+    "exploration_fraction": 0.12,
+    "exploration_final_eps": 0.05,
+}
+
+#: DQN's MountainCar-v0 preset, after RL Zoo's MountainCar DQN, with 3-step returns and 128x128
+#: layers; the other Q-learning agents extend it.
+MOUNTAINCAR_PRESET: dict = {
+    "total_timesteps": 200_000,
+    "learning_rate": 4e-3,
+    "batch_size": 128,
+    "buffer_size": 10_000,
+    "gamma": 0.98,
+    "tau": 1.0,
+    "target_update_interval": 300,
+    "exploration_fraction": 0.2,
+    "exploration_final_eps": 0.07,
+    "hidden": (128, 128),
 }
 
 

@@ -63,6 +63,13 @@ RUNS: list[tuple[str, str, int]] = [
     ("mdqn", "CartPole-v1", 3),
     ("rainbow", "CartPole-v1", 3),
     ("pqn", "CartPole-v1", 3),
+    # The Q-learning family on Acrobot-v1 (issue 15), 5 seeds.
+    ("c51", "Acrobot-v1", 5),
+    ("qrdqn", "Acrobot-v1", 5),
+    ("iqn", "Acrobot-v1", 5),
+    ("mdqn", "Acrobot-v1", 5),
+    ("rainbow", "Acrobot-v1", 5),
+    ("pqn", "Acrobot-v1", 5),
     ("impala", "CartPole-v1", 3),
     ("sac", "Pendulum-v1", 3),
     ("td3", "Pendulum-v1", 3),

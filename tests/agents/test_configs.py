@@ -23,7 +23,7 @@ sys.path.insert(0, ROOT)
 from scripts import train as train_script  # noqa: E402
 
 
-@pytest.mark.parametrize("name", ["dqn", "ppo", "a2c", "c51", "qrdqn", "iqn", "mdqn", "rainbow"])
+@pytest.mark.parametrize("name", ["dqn", "ppo", "a2c", "c51", "qrdqn", "iqn", "mdqn", "rainbow", "pqn"])
 def test_presets_hold_only_what_differs_from_the_defaults(name):
     cls = agents.get_agent(name)
     defaults = {f.name: f.default for f in dataclasses.fields(cls.Config)}
