@@ -75,7 +75,7 @@ ACROBOT_PRESET: dict = {
 }
 
 #: DQN's MountainCar-v0 preset, after RL Zoo's MountainCar DQN, with 3-step returns and 128x128
-#: layers; for the other Q-learning agents to extend (none has a MountainCar preset yet).
+#: layers; the other Q-learning agents extend it (QR-DQN so far).
 MOUNTAINCAR_PRESET: dict = {
     "total_timesteps": 200_000,
     "learning_rate": 4e-3,
