@@ -70,6 +70,7 @@ RUNS: list[tuple[str, str, int]] = [
     ("mdqn", "Acrobot-v1", 5),
     ("rainbow", "Acrobot-v1", 5),
     ("pqn", "Acrobot-v1", 5),
+    ("c51", "MountainCar-v0", 5),
     ("qrdqn", "MountainCar-v0", 5),
     ("impala", "CartPole-v1", 3),
     ("sac", "Pendulum-v1", 3),
