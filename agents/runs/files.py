@@ -52,6 +52,7 @@ __all__ = [
     "METRICS_FILE",
     "SUMMARY_FILE",
     "FORMAT_VERSION",
+    "as_list",
     "atomic_write_bytes",
     "atomic_write_text",
     "write_json",
@@ -366,6 +367,21 @@ def _read_msgpack(data: bytes, what: str) -> Any:
         return serialization.msgpack_restore(data)
     except Exception as e:  # corrupt bytes
         raise RLKitError(f"{what}: cannot read ({type(e).__name__}: {e})") from None
+
+
+def as_list(x: Any) -> Any:
+    """A list as it comes back from a msgpack checkpoint, which stores it as a dict keyed "0",
+    "1", ...: the list again; anything else unchanged.
+
+    Args:
+      x: a restored value.
+
+    Returns:
+      ``[x["0"], x["1"], ...]`` for such a dict, else ``x``.
+    """
+    if isinstance(x, dict) and x and all(str(i) in x for i in range(len(x))):
+        return [x[str(i)] for i in range(len(x))]
+    return x
 
 
 def load_checkpoint(run_dir: str, template: Any) -> tuple[Any, dict, dict]:

@@ -301,7 +301,7 @@ class HostBackend(Backend):
         env = extra["env"]
         me = jax.process_index()
         if self.processes > 1:
-            env = env[str(me)] if isinstance(env, dict) and str(me) in env else env[me]
+            env = files.as_list(env)[me]
         obs = self.henv.load_state_dict(env)
         self.state = HostRunnerState(
             agent_state=jax.tree.map(lambda x: jnp.asarray(x[me]), loaded["agent_state"]),

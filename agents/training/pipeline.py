@@ -65,6 +65,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agents.runs import files
 from agents.runs.spec import PIPELINE_MODES, BuiltRun, check_pipeline_layout
 from agents.runtime.host_loop import (
     HostRollout,
@@ -111,8 +112,7 @@ class _ActorEnvs:
         return [env.state_dict() for env in self.envs]
 
     def load_state_dict(self, states: Any) -> np.ndarray:
-        if isinstance(states, dict):  # a list may come back from msgpack keyed "0", "1", ...
-            states = [states.get(str(i)) for i in range(len(states))]
+        states = files.as_list(states)
         if not isinstance(states, list) or len(states) != len(self.envs) or None in states:
             raise RLKitError(
                 f"--resume: the checkpoint does not hold the env state of {len(self.envs)} "
