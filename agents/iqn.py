@@ -47,7 +47,13 @@ from agents.networks import ImplicitQuantileNetwork, conv_spec
 from agents.off_policy import bootstrap_obs, n_step_window
 from agents.qrdqn import quantile_levels
 from agents.registry import register_agent
-from agents.value_based import ACROBOT_PRESET, CARTPOLE_PRESET, ValueBasedAgent, ValueBasedConfig
+from agents.value_based import (
+    ACROBOT_PRESET,
+    CARTPOLE_PRESET,
+    MOUNTAINCAR_PRESET,
+    ValueBasedAgent,
+    ValueBasedConfig,
+)
 
 __all__ = ["IQN", "IQNConfig", "iqn_loss"]
 
@@ -146,6 +152,14 @@ class IQN(ValueBasedAgent):
         # DQN's, with 8 fractions each for N, N' and K (the CartPole preset has 4) and 16 cosines.
         "Acrobot-v1": {
             **ACROBOT_PRESET,
+            "num_tau_samples": 8,
+            "num_tau_prime_samples": 8,
+            "num_quantile_samples": 8,
+            "num_cosines": 16,
+        },
+        # DQN's, with Acrobot's 8 fractions and 16 cosines (docs/benchmarks.md).
+        "MountainCar-v0": {
+            **MOUNTAINCAR_PRESET,
             "num_tau_samples": 8,
             "num_tau_prime_samples": 8,
             "num_quantile_samples": 8,

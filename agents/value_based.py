@@ -75,7 +75,7 @@ ACROBOT_PRESET: dict = {
 }
 
 #: DQN's MountainCar-v0 preset, after RL Zoo's MountainCar DQN, with 3-step returns and 128x128
-#: layers; the other Q-learning agents extend it (C51 and QR-DQN so far).
+#: layers; the other Q-learning agents extend it (C51, QR-DQN, IQN and M-DQN; PQN has its own).
 MOUNTAINCAR_PRESET: dict = {
     "total_timesteps": 200_000,
     "learning_rate": 4e-3,
