@@ -74,6 +74,7 @@ RUNS: list[tuple[str, str, int]] = [
     ("qrdqn", "MountainCar-v0", 5),
     ("iqn", "MountainCar-v0", 5),
     ("mdqn", "MountainCar-v0", 5),
+    ("rainbow", "MountainCar-v0", 5),
     ("pqn", "MountainCar-v0", 5),
     ("impala", "CartPole-v1", 5),
     ("sac", "Pendulum-v1", 5),
