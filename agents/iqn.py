@@ -57,6 +57,15 @@ from agents.value_based import (
 
 __all__ = ["IQN", "IQNConfig", "iqn_loss"]
 
+#: The fractions and cosines of the Acrobot-v1 and MountainCar-v0 presets: 8 fractions each for
+#: N, N' and K, and 16 cosines.
+_EIGHT_FRACTIONS: dict = {
+    "num_tau_samples": 8,
+    "num_tau_prime_samples": 8,
+    "num_quantile_samples": 8,
+    "num_cosines": 16,
+}
+
 
 @struct.dataclass
 class IQNConfig(ValueBasedConfig):
@@ -150,21 +159,9 @@ class IQN(ValueBasedAgent):
             "hidden": (32, 32),
         },
         # DQN's, with 8 fractions each for N, N' and K (the CartPole preset has 4) and 16 cosines.
-        "Acrobot-v1": {
-            **ACROBOT_PRESET,
-            "num_tau_samples": 8,
-            "num_tau_prime_samples": 8,
-            "num_quantile_samples": 8,
-            "num_cosines": 16,
-        },
+        "Acrobot-v1": {**ACROBOT_PRESET, **_EIGHT_FRACTIONS},
         # DQN's, with Acrobot's 8 fractions and 16 cosines (docs/benchmarks.md).
-        "MountainCar-v0": {
-            **MOUNTAINCAR_PRESET,
-            "num_tau_samples": 8,
-            "num_tau_prime_samples": 8,
-            "num_quantile_samples": 8,
-            "num_cosines": 16,
-        },
+        "MountainCar-v0": {**MOUNTAINCAR_PRESET, **_EIGHT_FRACTIONS},
     }
 
     def network(self, config: IQNConfig) -> ImplicitQuantileNetwork:
