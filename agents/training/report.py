@@ -6,7 +6,6 @@ import sys
 from typing import Any
 
 import numpy as np
-from tensorboardX import SummaryWriter
 from tqdm.auto import tqdm
 
 __all__ = ["Progress", "TensorBoard", "format_eval", "print_summary", "say", "summarise_chunk"]
@@ -71,11 +70,30 @@ def say(quiet: bool, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+def _summary_writer():
+    """tensorboardX's ``SummaryWriter``, imported without torch.
+
+    tensorboardX imports torch when it is installed (about 1.2 s per process, for graph and
+    embedding helpers rlkit does not use); scalars need only protobuf. Unless torch is already
+    imported, it is hidden for the duration of the import.
+    """
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` fail fast
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
+
+
 class TensorBoard:
     """TensorBoard scalars of a run directory: per-metric means over runs, per-run returns."""
 
     def __init__(self, run_dir: str, num_runs: int):
-        self.writer = SummaryWriter(run_dir)
+        self.writer = _summary_writer()(run_dir)
         self.num_runs = num_runs
 
     def log(self, env_steps: int, sps: float, per_run: list[dict[str, Any]]) -> None:
