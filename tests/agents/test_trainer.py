@@ -375,3 +375,47 @@ def test_bad_eval_every_values_exit_2(tmp_path, capsys, flag, value):
     assert code == 2
     err = capsys.readouterr().err
     assert flag in err and len(err.strip().splitlines()) == 1
+
+
+_TENSORBOARD_SCRIPT = """
+import glob, os, struct, sys
+from agents.training.report import TensorBoard
+tb = TensorBoard(sys.argv[1], 2)
+tb.log(128, 1000.0, [{"episode_return": 7.0}, {"episode_return": 8.0}])
+tb.close()
+assert "torch" not in sys.modules, "tensorboardX pulled in torch"
+from tensorboardX.proto import event_pb2
+(path,) = glob.glob(os.path.join(sys.argv[1], "events.out.tfevents*"))
+data, values = open(path, "rb").read(), {}
+while data:
+    (n,) = struct.unpack("<Q", data[:8])
+    event = event_pb2.Event.FromString(data[12 : 12 + n])
+    data = data[16 + n :]
+    for v in event.summary.value:
+        values[v.tag] = (event.step, v.simple_value)
+print(sorted(values.items()))
+assert values["train/episode_return"] == (128, 7.5), values
+assert values["run1/episode_return"] == (128, 8.0), values
+assert values["train/sps"] == (128, 1000.0), values
+import torch  # still importable afterwards when installed  # noqa: E401
+"""
+
+
+def test_tensorboard_scalars_written_without_importing_torch(tmp_path):
+    """TensorBoard scalars (mean over runs, per-run returns, sps) read back from the event file,
+    in a fresh process in which tensorboardX was imported without torch; torch itself can still
+    be imported afterwards (skipped where torch is not installed: then nothing is hidden)."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch not installed: tensorboardX cannot import it anyway")
+    proc = subprocess.run(
+        [sys.executable, "-c", _TENSORBOARD_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT},
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
