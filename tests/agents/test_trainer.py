@@ -397,7 +397,7 @@ print(sorted(values.items()))
 assert values["train/episode_return"] == (128, 7.5), values
 assert values["run1/episode_return"] == (128, 8.0), values
 assert values["train/sps"] == (128, 1000.0), values
-import torch  # still importable afterwards when installed  # noqa: E401
+import torch  # still importable afterwards
 """
 
 
