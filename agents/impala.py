@@ -22,6 +22,12 @@ on ``V(final_obs)`` and cuts the trace there (``c_t = 0``, and ``q'_{t+1} = V(x'
 advantage), so nothing flows back from the next episode. The last step of the rollout bootstraps
 on ``V(x'_{T-1})``.
 
+With ``num_epochs`` or ``num_minibatches`` above 1 (both 1 by default, the paper's learner) an
+update makes ``num_epochs`` shuffled passes over the rollout's envs, one gradient step per group
+of ``num_envs / num_minibatches`` envs, each on their whole unroll; V-trace is recomputed with the
+learner's current parameters at every step, so after the first step ``rho`` is no longer 1 and
+the clipped ratios correct for the drift (the paper's replay experiments reuse data the same way).
+
 On the compiled backend and the synchronous host loops the behaviour policy is the learner's
 (``rho = 1``): IMPALA is then an n-step (lambda) actor-critic with V-trace targets. With an
 asynchronous actor (``agents.training.pipeline``) the behaviour parameters lag the learner's by a
@@ -40,10 +46,11 @@ from flax import struct
 
 import rlkit
 from agents.actor_critic import ActorCriticAgent, ActorCriticConfig, ActorCriticState
-from agents.base import INT32_MAX, Transition, hyperparameter, static_field
+from agents.base import INT32_MAX, Transition, hyperparameter, minibatch_epochs, static_field
 from agents.parallel import data_axis_names
 from agents.presets import per_atari_game
 from agents.registry import register_agent
+from rlkit.errors import RLKitError
 
 __all__ = ["IMPALA", "ImpalaBatch", "ImpalaConfig"]
 
@@ -73,7 +80,13 @@ class ImpalaConfig(ActorCriticConfig):
     clip_pg_rho_threshold: float = hyperparameter(1.0, low=0.0, low_open=True)
     """Clip of the importance ratios in the policy-gradient advantages."""
     normalize_advantages: bool = static_field(False)
-    """Standardise the advantages to zero mean and unit std (over the rollout)."""
+    """Standardise the advantages to zero mean and unit std (over the rollout or minibatch)."""
+    num_epochs: int = static_field(1, low=1)
+    """Passes over each rollout. 1 is the paper's learner; more reuse the rollout, as the paper's
+    replay experiments do, with the V-trace ratios correcting for the learner's drift."""
+    num_minibatches: int = static_field(1, low=1)
+    """Gradient steps per pass, each on the whole unroll of ``num_envs / num_minibatches`` envs
+    (V-trace runs along time, so a rollout is split by env, not by step)."""
 
 
 class ImpalaBatch(NamedTuple):
@@ -222,14 +235,48 @@ class IMPALA(ActorCriticAgent):
             )
         return batch, state._replace(obs_norm=obs_norm, reward_norm=reward_norm)
 
+    def grad_steps_per_update(self, config: ImpalaConfig) -> int:
+        return config.num_epochs * config.num_minibatches
+
+    def check_config(self, config: ImpalaConfig) -> None:
+        super().check_config(config)
+        if config.num_envs % config.num_minibatches:
+            raise RLKitError(
+                "--num-minibatches: IMPALA splits a rollout by env, so it must divide --num-envs "
+                f"({config.num_envs}), got {config.num_minibatches}"
+            )
+
     def update(
         self, config: ImpalaConfig, state: ActorCriticState, rollout: Transition, key: chex.PRNGKey
     ) -> tuple[ActorCriticState, dict]:
-        """One gradient step on the whole rollout."""
+        """One gradient step on the whole rollout, or ``num_epochs`` passes of
+        ``num_minibatches`` steps, each on the whole unroll of a group of envs."""
         batch, state = self.make_batch(config, state, rollout)
-        params, opt_state, metrics = self.gradient_step(
-            config, state.params, state.opt_state, batch
-        )
+        if self.grad_steps_per_update(config) == 1:
+            params, opt_state, metrics = self.gradient_step(
+                config, state.params, state.opt_state, batch
+            )
+        else:
+
+            def swap(tree):  # [T, N, ...] <-> [N, T, ...]
+                return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), tree)
+
+            def minibatch_step(carry, env_major):
+                params, opt_state, metrics = self.gradient_step(
+                    config, *carry, swap(env_major)
+                )
+                return (params, opt_state), metrics
+
+            (params, opt_state), metrics = minibatch_epochs(
+                minibatch_step,
+                (state.params, state.opt_state),
+                swap(batch),
+                key,
+                config.num_epochs,
+                config.num_minibatches,
+                unroll=config.unroll_updates,
+            )
+            metrics = jax.tree.map(jnp.mean, metrics)
         metrics["learning_rate"] = self.learning_rate(config, state.opt_state)
         return state._replace(params=params, opt_state=opt_state), metrics
 

@@ -8,6 +8,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import agents
 import envs
@@ -15,6 +16,7 @@ import rlkit
 from agents.base import Transition
 from agents.impala import IMPALA, ImpalaBatch, ImpalaConfig
 from agents.runtime.loop import make_train
+from rlkit.errors import RLKitError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -217,3 +219,53 @@ def test_host_tiny_run_and_load_policy(tmp_path):
     assert env_id == "CartPole-v1"
     action = policy(np.zeros((3, 4), np.float32))
     assert action.shape == (3,) and set(np.asarray(action).tolist()) <= {0, 1}
+
+
+def test_epochs_and_minibatches_step_on_env_groups_with_fresh_vtrace():
+    """num_epochs x num_minibatches: each gradient step is IMPALA's one-step update on the whole
+    unroll of a group of envs (shuffled per pass), V-trace recomputed with the current parameters,
+    so after the first step the ratios leave 1 (on-policy data)."""
+    n_envs = 4
+    agent = _agent()
+    config = CONFIG.replace(num_envs=n_envs, num_epochs=2, num_minibatches=2, anneal_lr=False)
+    state = agent.init(config, jax.random.PRNGKey(0))
+    k = jax.random.split(jax.random.PRNGKey(3), 4)
+    obs = jax.random.normal(k[0], (T, n_envs, 4))
+    action, extras = agent.act(config, state, obs.reshape(T * n_envs, 4), k[1])
+    term = jnp.zeros((T, n_envs), bool).at[1, 0].set(True)
+    trunc = jnp.zeros((T, n_envs), bool).at[2, 3].set(True)
+    rollout = Transition(
+        obs=obs,
+        action=action.reshape(T, n_envs),
+        reward=jax.random.normal(k[2], (T, n_envs)),
+        terminated=term,
+        truncated=trunc,
+        next_obs=jax.random.normal(k[3], (T, n_envs, 4)),
+        extras={"log_prob": extras["log_prob"].reshape(T, n_envs)},
+    )
+    key = jax.random.PRNGKey(7)
+    new_state, metrics = agent.update(config, state, rollout, key)
+
+    # By hand: the same permutations of the envs (one split of the key per pass), then one
+    # one-step IMPALA update (the paper's, num_epochs = num_minibatches = 1) per group of two.
+    one_step = config.replace(num_envs=2, num_epochs=1, num_minibatches=1)
+    perms = [jax.random.permutation(kk, n_envs) for kk in jax.random.split(key, 2)]
+    params, opt_state, rhos = state.params, state.opt_state, []
+    for perm in perms:
+        for group in np.asarray(perm).reshape(2, 2):
+            sub = jax.tree.map(lambda x, g=group: x[:, g], rollout)
+            sub_state = state._replace(params=params, opt_state=opt_state)
+            sub_state, sub_metrics = agent.update(one_step, sub_state, sub, key)
+            params, opt_state = sub_state.params, sub_state.opt_state
+            rhos.append(float(sub_metrics["rho_mean"]))
+    for got, want in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(params)):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(rhos[0], 1.0, rtol=1e-6)  # the first step is on-policy
+    assert max(abs(r - 1.0) for r in rhos[1:]) > 1e-4  # later ones correct for the drift
+    np.testing.assert_allclose(metrics["rho_mean"], np.mean(rhos), rtol=1e-5)
+    assert agent.grad_steps_per_update(config) == 4
+
+
+def test_minibatches_must_divide_the_envs():
+    with pytest.raises(RLKitError, match="--num-minibatches.*--num-envs \\(4\\), got 3"):
+        _agent().check_config(CONFIG.replace(num_envs=4, num_minibatches=3))
