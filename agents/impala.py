@@ -118,6 +118,25 @@ class IMPALA(ActorCriticAgent):
             "max_grad_norm": 0.5,
             "ent_coef": 0.0,
         },
+        # Host env (Box2D), on the host backend or a pipeline: 32 envs x 256 steps, 4 passes of
+        # 16 gradient steps (2 envs' unrolls each, V-trace recomputed per step), Adam 3e-4
+        # annealed, gamma 0.999, lambda 0.98, entropy 0.01, normalised advantages; one pass of
+        # one step per rollout (the paper's learner) falls into hovering (docs/benchmarks.md).
+        "LunarLander-v3": {
+            "total_timesteps": 3_000_000,
+            "num_envs": 32,
+            "rollout_length": 256,
+            "num_epochs": 4,
+            "num_minibatches": 16,
+            "optimizer": "adam",
+            "learning_rate": 3e-4,
+            "adam_eps": 1e-5,
+            "max_grad_norm": 0.5,
+            "gamma": 0.999,
+            "gae_lambda": 0.98,
+            "ent_coef": 0.01,
+            "normalize_advantages": True,
+        },
         # Atari (ALE/<Game>-v5 of ATARI_IDS): the paper's settings (Espeholt et al., 2018, the
         # shallow network's): unrolls of 20, RMSprop lr 6e-4 (eps 0.01) annealed, gradient norm
         # 40, entropy 0.01, rewards clipped; 8 envs and 10M steps; the Nature-DQN torso

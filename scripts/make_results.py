@@ -85,11 +85,13 @@ RUNS: list[tuple[str, str, int]] = [
     # bit, faster).
     ("dqn", "LunarLander-v3", 3),
     ("ppo", "LunarLander-v3", 5),
+    ("impala", "LunarLander-v3", 5),
 ]
 #: Extra train.py flags of some rows.
 EXTRA_ARGS: dict[str, list[str]] = {
     "dqn-LunarLander-v3": ["--pipeline", "sync"],
     "ppo-LunarLander-v3": ["--pipeline", "sync"],
+    "impala-LunarLander-v3": ["--pipeline", "sync"],
 }
 #: Logged points per run: --log-every is the preset's total_timesteps divided by this.
 LOG_POINTS = 50
