@@ -244,18 +244,19 @@ def test_epochs_and_minibatches_step_on_env_groups_with_fresh_vtrace():
         extras={"log_prob": extras["log_prob"].reshape(T, n_envs)},
     )
     key = jax.random.PRNGKey(7)
-    new_state, metrics = agent.update(config, state, rollout, key)
+    new_state, metrics = jax.jit(agent.update, static_argnums=0)(config, state, rollout, key)
 
     # By hand: the same permutations of the envs (one split of the key per pass), then one
     # one-step IMPALA update (the paper's, num_epochs = num_minibatches = 1) per group of two.
     one_step = config.replace(num_envs=2, num_epochs=1, num_minibatches=1)
     perms = [jax.random.permutation(kk, n_envs) for kk in jax.random.split(key, 2)]
     params, opt_state, rhos = state.params, state.opt_state, []
+    one_update = jax.jit(agent.update, static_argnums=0)
     for perm in perms:
         for group in np.asarray(perm).reshape(2, 2):
             sub = jax.tree.map(lambda x, g=group: x[:, g], rollout)
             sub_state = state._replace(params=params, opt_state=opt_state)
-            sub_state, sub_metrics = agent.update(one_step, sub_state, sub, key)
+            sub_state, sub_metrics = one_update(one_step, sub_state, sub, key)
             params, opt_state = sub_state.params, sub_state.opt_state
             rhos.append(float(sub_metrics["rho_mean"]))
     for got, want in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(params)):
