@@ -31,6 +31,11 @@ numpy CartPole, each stepped from a Python loop with pre-drawn random actions, r
 
     PYTHONPATH=. python scripts/bench_envs.py --ns 1 64 1024 16384
     PYTHONPATH=. python scripts/bench_envs.py --api-only --api-ns 4096
+    PYTHONPATH=. python scripts/bench_envs.py --api-only --api-ns 4096 --cpu-dispatch inline
+
+``--cpu-dispatch inline`` runs JAX's CPU computations on the calling thread
+(``envs.gymnasium_bridge.use_inline_cpu_dispatch``), which a script stepping the bridge from
+Python should use; the default is JAX's asynchronous dispatch.
 
 MinAtar (``--suite minatar``): ``make_vec("MinAtar/<Game>-v1", N)`` (sticky actions, autoreset,
 episode statistics) against gymnax's ``<Game>-MinAtar`` (no sticky actions; its built-in
@@ -556,7 +561,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--api-only", action="store_true", help="run only the Gymnasium-API comparison"
     )
+    parser.add_argument(
+        "--cpu-dispatch",
+        choices=("async", "inline"),
+        default="async",
+        help="JAX's CPU dispatch: async (JAX's default) or inline "
+        "(envs.gymnasium_bridge.use_inline_cpu_dispatch)",
+    )
     args = parser.parse_args(argv)
+    if args.cpu_dispatch == "inline":
+        envs.gymnasium_bridge.use_inline_cpu_dispatch()
     if args.suite == "minatar":
         print(
             f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
@@ -580,7 +594,7 @@ def main(argv: list[str] | None = None) -> None:
             tuple(args.api_ns), repeats=args.repeats * 3, seed=args.seed, clock=args.clock
         )
         single = api["single"]
-        print(f"Gymnasium API, clock: {args.clock}")
+        print(f"Gymnasium API, clock: {args.clock}, JAX CPU dispatch: {args.cpu_dispatch}")
         print(
             f"single env: rlkit/CartPole-v1 {single['rlkit_us']:.1f} us/step, CartPole-v1 "
             f"{single['gymnasium_us']:.1f} us/step, rlkit/gymnasium time "

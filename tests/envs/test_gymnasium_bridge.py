@@ -539,3 +539,41 @@ def test_gymnasium_make_with_module_prefix_needs_no_import():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert out.stdout.split() == ["RLKitGymEnv", "(4,)", "500", "RLKitVectorEnv", "(2,", "4)"]
+
+
+
+_INLINE_ROLLOUT = """
+import sys
+import numpy as np
+import gymnasium
+import envs
+if __name__ == "__main__" and sys.argv[1:] == ["inline"]:
+    envs.gymnasium_bridge.use_inline_cpu_dispatch()
+import jax
+venv = gymnasium.make_vec("rlkit/CartPole-v1", 64, vectorization_mode="vector_entry_point")
+obs, _ = venv.reset(seed=3)
+total = [obs.sum()]
+for a in np.random.default_rng(0).integers(0, 2, (60, 64)):
+    obs, rew, term, trunc, _ = venv.step(a)
+    total += [obs.sum(), rew.sum(), term.sum(), trunc.sum()]
+print(jax.config.values["jax_cpu_enable_async_dispatch"], repr(float(np.sum(total))))
+"""
+
+
+def test_inline_cpu_dispatch_takes_effect_and_changes_no_result(capsys):
+    """``use_inline_cpu_dispatch`` at the top of a script switches JAX's CPU dispatch, and the
+    bridge's rollout is the same number for number as with JAX's default (this process); once
+    JAX has started it is an error."""
+    import subprocess
+    import sys
+
+    inline = subprocess.run(
+        [sys.executable, "-c", _INLINE_ROLLOUT, "inline"],
+        capture_output=True, text=True, timeout=300, check=True,
+    ).stdout.split()
+    exec(compile(_INLINE_ROLLOUT, "<rollout>", "exec"), {"__name__": "rollout"})
+    here = capsys.readouterr().out.split()
+    assert here[0] == "True" and inline[0] == "False"
+    assert inline[1] == here[1]
+    with pytest.raises(RLKitError, match="before the first JAX computation"):
+        envs.gymnasium_bridge.use_inline_cpu_dispatch()
