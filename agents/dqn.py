@@ -36,6 +36,7 @@ from flax import struct
 import rlkit
 from agents.base import hyperparameter, static_field
 from agents.networks import QNetwork, conv_spec
+from agents.off_policy import bootstrap_obs, n_step_window
 from agents.presets import per_atari_game, per_minatar_game
 from agents.registry import register_agent
 from agents.value_based import (
@@ -93,38 +94,36 @@ def td_errors(
     obs, action = batch["obs"][:, 0], batch["action"][:, 0]
     q_tm1 = apply_fn(params, obs)
     q_taken = rlkit.batched_index(q_tm1, action)
-    next_obs = batch["next_obs"][:, :n]
-    q_t_value = jax.lax.stop_gradient(apply_fn(target_params, next_obs))  # [B, n, A]
-    q_t_selector = jax.lax.stop_gradient(apply_fn(params, next_obs)) if config.double_q else None
-    reward = batch["reward"][:, :n]
-    terminated = batch["terminated"][:, :n]
-    # discount_t = gamma * (1 - terminated); a truncated step still bootstraps on Q(next_obs).
-    discount = config.gamma * (1.0 - terminated.astype(q_tm1.dtype))
-
     if n == 1:
+        next_obs = batch["next_obs"][:, 0]
+        q_t_value = jax.lax.stop_gradient(apply_fn(target_params, next_obs))
+        # discount_t = gamma * (1 - terminated); a truncated step still bootstraps on Q(next_obs).
+        discount = config.gamma * (1.0 - batch["terminated"][:, 0].astype(q_tm1.dtype))
+        reward = batch["reward"][:, 0]
         if config.double_q:
+            q_t_selector = jax.lax.stop_gradient(apply_fn(params, next_obs))
             td = jax.vmap(rlkit.double_q_learning)(
-                q_tm1, action, reward[:, 0], discount[:, 0], q_t_value[:, 0], q_t_selector[:, 0]
+                q_tm1, action, reward, discount, q_t_value, q_t_selector
             )
         else:
-            td = jax.vmap(rlkit.q_learning)(
-                q_tm1, action, reward[:, 0], discount[:, 0], q_t_value[:, 0]
-            )
+            td = jax.vmap(rlkit.q_learning)(q_tm1, action, reward, discount, q_t_value)
         return td, q_taken
 
-    # n > 1: the bootstrap value of every step of the window, then rlkit's n-step return, which
-    # stops at the first terminated (no bootstrap) or truncated (bootstrap on Q(s')) step.
+    # n > 1: the window stops at its first step that ended an episode, and only that step's
+    # next observation is bootstrapped on (a truncated step's, not a terminated one's), so the
+    # target networks run on one observation per window rather than on all n.
+    reward_sum, discount, last = n_step_window(
+        batch["reward"][:, :n], batch["terminated"][:, :n], batch["truncated"][:, :n], config.gamma
+    )
+    next_obs = bootstrap_obs(batch["next_obs"][:, :n], last)
+    q_t_value = jax.lax.stop_gradient(apply_fn(target_params, next_obs))  # [B, A]
     if config.double_q:
+        q_t_selector = jax.lax.stop_gradient(apply_fn(params, next_obs))
         next_values = rlkit.batched_index(q_t_value, jnp.argmax(q_t_selector, axis=-1))
     else:
         next_values = jnp.max(q_t_value, axis=-1)
-    gamma = jnp.asarray(config.gamma, reward.dtype)
-    returns = jax.vmap(
-        lambda r, v, te, tr: rlkit.n_step_returns_from_rollout(
-            r, v, te, tr, gamma, n, stop_target_gradients=True
-        )
-    )(reward, next_values, terminated, batch["truncated"][:, :n])
-    return returns[:, 0] - q_taken, q_taken
+    target = jax.lax.stop_gradient(reward_sum + discount * next_values)
+    return target - q_taken, q_taken
 
 
 def dqn_loss(

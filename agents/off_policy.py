@@ -127,8 +127,9 @@ def n_step_window(
         discount = gamma^K (1 - terminated_j)
 
     so the target is ``reward_sum + discount * V(next_obs_j)``: a truncated step still
-    bootstraps, a terminated one does not. It is the window that DQN's ``td_errors`` (through
-    ``rlkit.n_step_returns_from_rollout``) uses, in a form that distributional targets can use.
+    bootstraps, a terminated one does not. Every n-step agent's target goes through it (DQN's
+    ``td_errors`` too), so the target networks run on one observation per window
+    (``bootstrap_obs``).
 
     Args:
       reward: rewards, float ``[..., n]``.
