@@ -112,6 +112,36 @@ def test_truncation_bootstraps_termination_does_not():
     np.testing.assert_allclose(term3, [1 - 2.0, -1 + GAMMA * 0.5 - 0.5], rtol=1e-5)
 
 
+@pytest.mark.parametrize("double_q", [True, False])
+def test_n_step_targets_equal_rlkit_n_step_returns_on_random_windows(double_q):
+    """The window form of the target (one bootstrap observation per window) equals
+    ``rlkit.n_step_returns_from_rollout`` over every next observation of the window, with
+    terminations and truncations anywhere in it."""
+    import rlkit
+
+    rng = np.random.default_rng(0)
+    b, n = 256, 4
+    batch = {
+        "obs": jnp.asarray(rng.standard_normal((b, n, 2)), jnp.float32),
+        "action": jnp.asarray(rng.integers(0, 2, (b, n)), jnp.int32),
+        "reward": jnp.asarray(rng.standard_normal((b, n)), jnp.float32),
+        "terminated": jnp.asarray(rng.random((b, n)) < 0.2),
+        "truncated": jnp.asarray(rng.random((b, n)) < 0.2),
+        "next_obs": jnp.asarray(rng.standard_normal((b, n, 2)), jnp.float32),
+    }
+    td, q_taken = td_errors(_linear_q, W_ONLINE, W_TARGET, _cfg(n_step=n, double_q=double_q), batch)
+    q_target = _q(W_TARGET, batch["next_obs"])  # [b, n, 2]
+    if double_q:
+        chosen = np.argmax(_q(W_ONLINE, batch["next_obs"]), axis=-1)
+        values = np.take_along_axis(q_target, chosen[..., None], -1)[..., 0]
+    else:
+        values = q_target.max(-1)
+    returns = jax.vmap(
+        lambda r, v, te, tr: rlkit.n_step_returns_from_rollout(r, v, te, tr, GAMMA, n)
+    )(batch["reward"], jnp.asarray(values), batch["terminated"], batch["truncated"])
+    np.testing.assert_allclose(td, returns[:, 0] - q_taken, rtol=1e-5, atol=1e-5)
+
+
 def test_gradient_flows_only_into_q_taken():
     batch = _batch(NO_ENDS, NO_ENDS)
     cfg = _cfg(loss="l2")

@@ -541,7 +541,6 @@ def test_gymnasium_make_with_module_prefix_needs_no_import():
     assert out.stdout.split() == ["RLKitGymEnv", "(4,)", "500", "RLKitVectorEnv", "(2,", "4)"]
 
 
-
 _INLINE_ROLLOUT = """
 import sys
 import numpy as np
