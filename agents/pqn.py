@@ -57,6 +57,7 @@ from agents.base import (
     training_rewards,
 )
 from agents.networks import QNetwork, activation_fn, conv_spec
+from agents.presets import per_minatar_game
 from agents.registry import register_agent
 from rlkit.errors import RLKitError
 
@@ -192,6 +193,24 @@ class PQN(Agent):
         # The defaults over 1M steps, with lr 1e-3 and gamma 0.98 (a 2x2 sweep of lr and gamma,
         # 3 seeds each: 11 of the 12 runs >= -110; docs/benchmarks.md).
         "MountainCar-v0": {"total_timesteps": 1_000_000, "learning_rate": 1e-3, "gamma": 0.98},
+        # MinAtar (every game, both action sets): the MinAtar paper's network (layer-normalised),
+        # with the settings of the PQN paper's MinAtar runs (Gallici et al., 2024; its public
+        # configuration): 128 envs x 32 steps, 2 epochs of 32 minibatches, Adam 5e-4 annealed,
+        # lambda 0.65, epsilon 1 -> 0.05 over the first 10%; 5M steps (the MinAtar paper's budget).
+        **per_minatar_game(
+            {
+                "total_timesteps": 5_000_000,
+                "num_envs": 128,
+                "rollout_length": 32,
+                "num_epochs": 2,
+                "num_minibatches": 32,
+                "optimizer": "adam",
+                "learning_rate": 5e-4,
+                "anneal_lr": True,
+                "q_lambda": 0.65,
+                "exploration_fraction": 0.1,
+            }
+        ),
     }
 
     _OPTIMIZERS = ("radam", "adam")
