@@ -130,8 +130,10 @@ def make_mesh_train(
     """The programs of a job laid out on ``mesh`` (``agents.runtime.devices.RunMesh``).
 
     Args:
-      agent, venv, env_params: as for ``make_train_chunk``; ``venv`` has one shard's envs
+      agent: as for ``make_train_chunk``.
+      venv: as for ``make_train_chunk``, with one shard's envs
         (``agents.parallel.local_config(config, mesh.shards).num_envs``).
+      env_params: as for ``make_train_chunk``.
       mesh: where the runs and their shards go.
       swept: whether the config has a leading runs axis (one row per run: a sweep).
 
