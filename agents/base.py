@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import chex
 import jax
@@ -184,6 +184,11 @@ class BaseConfig:
     """Image torso ('nature'): stride of each convolution."""
     cnn_dense: int = static_field(512, low=1)
     """Image torso: width of the dense layer after the convolutions."""
+    cnn_impl: Literal["auto", "xla", "im2col"] = static_field("auto")
+    """Image torso: how the convolutions are computed, 'xla' (XLA's convolution), 'im2col' (one
+    matrix product over stacked shifted views: the same sums, and on XLA's CPU backend several
+    times faster when seeds are vmapped) or 'auto' (im2col on a CPU for images of at most 32x32
+    pixels, such as MinAtar's, else xla)."""
     sign_rewards: bool = static_field(False)
     """Learn from sign(reward) in {-1, 0, 1} (Atari's reward clipping); logged returns stay raw."""
     unroll_updates: bool = static_field(False)

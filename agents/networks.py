@@ -6,8 +6,15 @@ observations ``[H, W, C]`` through a ``CNN`` described by a ``ConvSpec``: the Na
 (Mnih et al., 2015: convolutions, then one dense layer) or the IMPALA residual stack (Espeholt
 et al., 2018: per stage a convolution, a max-pool and two residual blocks). ``conv_spec`` builds
 the spec from an agent config (fields ``cnn``, ``cnn_channels``, ``cnn_kernels``, ``cnn_strides``,
-``cnn_dense`` of ``agents.base.BaseConfig``) and the observation space; ``uint8`` images are
-scaled to [0, 1].
+``cnn_dense`` and ``cnn_impl`` of ``agents.base.BaseConfig``) and the observation space; ``uint8``
+images are scaled to [0, 1].
+
+Convolutions run either as XLA's convolution or as ``im2col_conv`` (the image's shifted views
+stacked along the channels, then one matrix product). On XLA's CPU backend a convolution whose
+kernel is vmapped (one kernel per seed, as ``--num-seeds`` runs) becomes a grouped convolution
+that runs several times slower than the seeds one after another, while the matrix product stays
+fast; ``cnn_impl="auto"`` therefore takes ``im2col`` on a CPU for small images (MinAtar's 10x10)
+and XLA's convolution elsewhere (figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ __all__ = [
     "CNN",
     "ConvSpec",
     "conv_spec",
+    "im2col_conv",
     "QNetwork",
     "DistributionalQNetwork",
     "ActorCritic",
@@ -44,6 +52,9 @@ __all__ = [
 ]
 
 CNN_KINDS = ("nature", "impala")
+CONV_IMPLS = ("auto", "xla", "im2col")
+#: ``cnn_impl="auto"`` takes ``im2col`` on a CPU for images of at most this many pixels.
+IM2COL_MAX_PIXELS = 32 * 32
 
 _ACTIVATIONS: dict[str, Callable] = {
     "relu": nn.relu,
@@ -145,6 +156,9 @@ class ConvSpec:
       scale: factor applied to the observations first (``1/255`` for ``uint8`` images).
       layer_norm: layer-normalise every convolution's and the dense layer's output before its
         ReLU (PQN's torso; ``dataclasses.replace(spec, layer_norm=True)``).
+      conv_impl: ``"xla"`` (``lax.conv_general_dilated``) or ``"im2col"`` (``im2col_conv``): the
+        same convolution computed two ways (equal up to float rounding, with the same
+        parameters). ``conv_spec`` resolves the config's ``"auto"`` to one of them.
     """
 
     kind: str = "nature"
@@ -154,6 +168,40 @@ class ConvSpec:
     dense: int = 512
     scale: float = 1.0
     layer_norm: bool = False
+    conv_impl: str = "xla"
+
+
+def im2col_conv(
+    lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+    dimension_numbers=None, feature_group_count=1, precision=None,
+):
+    """``lax.conv_general_dilated`` of NHWC images with an HWIO kernel as one matrix product.
+
+    The ``kh * kw`` shifted (strided) views of the padded image are concatenated along the
+    channels, ``patches[b, y, x, (i * kw + j) * C + c] = image[b, s_h y + i, s_w x + j, c]``, and
+    multiplied by the kernel reshaped to ``[kh * kw * C, F]``: the same sum as the convolution,
+    in another order. Takes flax ``nn.Conv``'s ``conv_general_dilated`` arguments; only what the
+    torsos use is supported (no dilation, one feature group).
+    """
+    if any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ())) or feature_group_count != 1:
+        raise NotImplementedError("im2col_conv: no dilation and one feature group only")
+    kh, kw, c, f = rhs.shape
+    sh, sw = window_strides
+    if isinstance(padding, str):
+        padding = lax.padtype_to_pads(lhs.shape[1:3], (kh, kw), window_strides, padding)
+    (pt, pb), (pl, pr) = padding
+    if pt or pb or pl or pr:
+        lhs = jnp.pad(lhs, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    oh, ow = (lhs.shape[1] - kh) // sh + 1, (lhs.shape[2] - kw) // sw + 1
+    patches = jnp.concatenate(
+        [
+            lhs[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
+            for i in range(kh)
+            for j in range(kw)
+        ],
+        axis=-1,
+    )
+    return jnp.einsum("bhwk,kf->bhwf", patches, rhs.reshape(kh * kw * c, f), precision=precision)
 
 
 def conv_spec(config: Any, observation_space: Any) -> ConvSpec | None:
@@ -167,6 +215,12 @@ def conv_spec(config: Any, observation_space: Any) -> ConvSpec | None:
         return None
     if config.cnn not in CNN_KINDS:
         raise RLKitError(f"--cnn: expected one of {CNN_KINDS}, got {config.cnn!r}")
+    impl = config.cnn_impl
+    if impl not in CONV_IMPLS:
+        raise RLKitError(f"--cnn-impl: expected one of {CONV_IMPLS}, got {impl!r}")
+    if impl == "auto":
+        small = shape[0] * shape[1] <= IM2COL_MAX_PIXELS
+        impl = "im2col" if small and jax.default_backend() == "cpu" else "xla"
     dtype = np.dtype(getattr(observation_space, "dtype", np.float32))
     scale = 1.0 / 255.0 if dtype == np.uint8 else 1.0
     spec = ConvSpec(
@@ -176,6 +230,7 @@ def conv_spec(config: Any, observation_space: Any) -> ConvSpec | None:
         strides=tuple(int(s) for s in config.cnn_strides),
         dense=int(config.cnn_dense),
         scale=scale,
+        conv_impl=impl,
     )
     if not spec.channels or min(spec.channels) < 1 or spec.dense < 1:
         raise RLKitError("--cnn-channels/--cnn-dense: expected positive integers")
@@ -207,21 +262,25 @@ class CNN(nn.Module):
         batch_shape = obs.shape[:-3]
         x = obs.reshape((-1,) + obs.shape[-3:]).astype(jnp.float32) * spec.scale
         gain = orthogonal(np.sqrt(2))
+        conv_fn = im2col_conv if spec.conv_impl == "im2col" else None
+
+        def Conv(*args, **kwargs):
+            return nn.Conv(*args, conv_general_dilated=conv_fn, **kwargs)
 
         def norm(y):
             return nn.LayerNorm()(y) if spec.layer_norm else y
 
         if spec.kind == "nature":
             for c, k, st in zip(spec.channels, spec.kernels, spec.strides):
-                y = nn.Conv(c, (k, k), (st, st), padding="VALID", kernel_init=gain)(x)
+                y = Conv(c, (k, k), (st, st), padding="VALID", kernel_init=gain)(x)
                 x = nn.relu(norm(y))
         else:
             for c in spec.channels:
-                x = nn.Conv(c, (3, 3), padding="SAME", kernel_init=gain)(x)
+                x = Conv(c, (3, 3), padding="SAME", kernel_init=gain)(x)
                 x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
                 for _ in range(2):
-                    y = nn.Conv(c, (3, 3), padding="SAME", kernel_init=gain)(nn.relu(x))
-                    y = nn.Conv(c, (3, 3), padding="SAME", kernel_init=gain)(nn.relu(y))
+                    y = Conv(c, (3, 3), padding="SAME", kernel_init=gain)(nn.relu(x))
+                    y = Conv(c, (3, 3), padding="SAME", kernel_init=gain)(nn.relu(y))
                     x = x + y
             x = nn.relu(x)
         x = x.reshape((x.shape[0], -1))

@@ -12,6 +12,7 @@
     python scripts/benchmark.py scaling      # PPO env steps/s over mesh shapes of 1..N devices
     python scripts/benchmark.py sac          # SAC on Pendulum: host and compiled vs sbx and rejax
     python scripts/benchmark.py td3          # TD3 on Pendulum: host and compiled vs sbx and rejax
+    python scripts/benchmark.py cnn          # MinAtar training with XLA's convolution vs im2col
 
 Peers come from the [bench] extra (pip install -e ".[bench]"); a missing peer is skipped with a note.
 Figures for this repository are recorded in docs/benchmarks.md with the machine that made them.
@@ -39,6 +40,7 @@ SUITES = {
     "scaling": "scripts.bench_scaling",
     "sac": "scripts.bench_continuous",
     "td3": "scripts.bench_continuous",
+    "cnn": "scripts.bench_cnn",
 }
 
 #: Options a suite's module gets before the user's (one module serves several suites).

@@ -409,13 +409,17 @@ def args_from_run_config(cfg: dict, **replace: Any) -> RunArgs:
     return RunArgs(**values)
 
 
-def config_diffs(saved: dict, new: dict) -> list[str]:
-    """What differs between a saved ``config.json`` and a new run's, for ``--resume``."""
+def config_diffs(saved: dict, new: dict, defaults: dict | None = None) -> list[str]:
+    """What differs between a saved ``config.json`` and a new run's, for ``--resume``.
+
+    ``defaults`` (the agent config's defaults, as ``config_to_dict`` writes them) stands in for
+    the fields a saved config lacks: a run written before a field existed ran with its default,
+    as ``load_run`` reads it."""
     diffs = []
     for key in ("agent", "env", "backend", "num_runs", "sweep_points"):
         if saved.get(key) != new.get(key):
             diffs.append(f"{key} ({saved.get(key)!r} != {new.get(key)!r})")
-    saved_config = saved.get("config") or {}
+    saved_config = {**(defaults or {}), **(saved.get("config") or {})}
     for k in sorted(set(saved_config) | set(new["config"])):
         if saved_config.get(k) != new["config"].get(k):
             diffs.append(f"{k} ({saved_config.get(k)!r} != {new['config'].get(k)!r})")

@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from agents.base import config_to_dict
 from agents.evaluation import evaluate
 from agents.policy import load_policy, resolve_policy_choice
 from agents.runs import files
@@ -76,7 +77,7 @@ def _prepare_out(args: RunArgs, built: BuiltRun) -> tuple[str, dict]:
                 f"--resume: run dir {args.resume!r} holds no checkpoint (it stopped before its "
                 f"first one); start it again with --out {args.resume}"
             )
-        diffs = config_diffs(saved, payload)
+        diffs = config_diffs(saved, payload, config_to_dict(type(built.config)()))
         if diffs:
             raise RLKitError(
                 "--resume: this config differs from the run's config.json in " + ", ".join(diffs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 import pytest
 
 from agents.networks import ActorCritic, QNetwork, orthogonal
@@ -90,6 +91,72 @@ def test_cnn_torsos_map_images_to_features(spec, shape, features):
                  if "Conv" in jax.tree_util.keystr(k[0]) and "kernel" in jax.tree_util.keystr(k[0]))
     # nature: one convolution per entry; impala: 1 + 2 x 2 per stage.
     assert n_conv == (len(spec.channels) if spec.kind == "nature" else 5 * len(spec.channels))
+
+
+@pytest.mark.parametrize(
+    "image, kernel, stride, padding",
+    [
+        ((10, 10, 4), 3, 1, "VALID"),  # MinAtar's torso
+        ((84, 84, 4), 8, 4, "VALID"),  # Nature-DQN's first layer
+        ((10, 10, 7), 3, 1, "SAME"),  # IMPALA's
+        ((11, 9, 3), 4, 2, "SAME"),  # uneven padding, a stride that does not divide the image
+        ((9, 12, 2), 2, 3, ((1, 0), (2, 1))),  # explicit padding, as nn.Conv may pass it
+    ],
+)
+def test_im2col_conv_equals_xla_convolution_per_kernel_and_vmapped(image, kernel, stride, padding):
+    from agents.networks import im2col_conv
+
+    kx, kw = jax.random.split(jax.random.key(3))
+    x = jax.random.normal(kx, (5,) + image)
+    w = jax.random.normal(kw, (3, kernel, kernel, image[-1], 6))  # one kernel per "seed"
+    dn = ("NHWC", "HWIO", "NHWC")
+
+    def ref(w, x):
+        return lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=dn)
+
+    def ours(w, x):
+        return im2col_conv(x, w, (stride, stride), padding)
+
+    np.testing.assert_allclose(ours(w[0], x), ref(w[0], x), rtol=1e-5, atol=1e-5)
+    batched = jax.vmap(ours, in_axes=(0, None))(w, x)
+    np.testing.assert_allclose(batched, jax.vmap(ref, in_axes=(0, None))(w, x), rtol=1e-5, atol=1e-5)
+    # The kernel's gradient (what training takes) and the image's agree as well.
+    probe = jax.random.normal(jax.random.key(4), batched.shape[1:])
+    for argnum in (0, 1):
+        g_ours = jax.grad(lambda w, x: jnp.sum(ours(w, x) * probe), argnum)(w[1], x)
+        g_ref = jax.grad(lambda w, x: jnp.sum(ref(w, x) * probe), argnum)(w[1], x)
+        np.testing.assert_allclose(g_ours, g_ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(NotImplementedError, match="dilation"):
+        im2col_conv(x, w[0], (1, 1), "VALID", rhs_dilation=(2, 2))
+
+
+@pytest.mark.parametrize("kind", ["nature", "impala"])
+def test_cnn_gives_the_same_features_with_either_convolution(kind):
+    import dataclasses
+
+    spec = ConvSpec(kind, (16,), (3,), (1,), 32, layer_norm=kind == "nature")
+    x = jax.random.bernoulli(jax.random.key(5), 0.3, (2, 4, 10, 10, 7))
+    params = CNN(spec).init(jax.random.key(0), x)
+    im2col = dataclasses.replace(spec, conv_impl="im2col")
+    # The same parameters: the module tree does not depend on how the convolution is computed.
+    assert jax.tree.structure(CNN(im2col).init(jax.random.key(0), x)) == jax.tree.structure(params)
+    np.testing.assert_allclose(
+        CNN(im2col).apply(params, x), CNN(spec).apply(params, x), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_cnn_impl_auto_takes_im2col_for_small_images_on_a_cpu():
+    config = BaseConfig(cnn_channels=(16,), cnn_kernels=(3,), cnn_strides=(1,))
+    small, large = Box(0.0, 1.0, (10, 10, 4)), Box(0, 255, (84, 84, 4), jnp.uint8)
+    cpu = jax.default_backend() == "cpu"
+    assert conv_spec(config, small).conv_impl == ("im2col" if cpu else "xla")
+    assert conv_spec(config.replace(cnn_channels=(32,), cnn_kernels=(8,), cnn_strides=(4,)),
+                     large).conv_impl == "xla"
+    for impl in ("xla", "im2col"):
+        assert conv_spec(config.replace(cnn_impl=impl), small).conv_impl == impl
+        assert conv_spec(config.replace(cnn_impl=impl), Box(0.0, 1.0, (4,))) is None
+    with pytest.raises(RLKitError, match="--cnn-impl: expected one of"):
+        conv_spec(config.replace(cnn_impl="fft"), small)
 
 
 def test_conv_spec_from_config_and_errors():

@@ -281,6 +281,21 @@ def test_resume_errors(tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
 
 
+def test_resume_reads_a_field_missing_from_an_older_config_as_its_default(tmp_path, capsys):
+    code, out = _run(tmp_path, "r")
+    assert code == 0
+    path = os.path.join(out, "config.json")
+    cfg = json.load(open(path))
+    assert cfg["config"]["cnn_impl"] == "auto"
+    del cfg["config"]["cnn_impl"]  # as a run written before the field existed
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    assert train_script.main(["--resume", out, "--quiet"]) == 0
+    # A value other than the default is still a difference, named.
+    assert train_script.main(["--resume", out, "--cnn-impl", "xla", "--quiet"]) == 2
+    assert "cnn_impl ('auto' != 'xla')" in capsys.readouterr().err
+
+
 def test_out_dir_with_existing_run_is_refused(tmp_path, capsys):
     code, out = _run(tmp_path, "x")
     assert code == 0
