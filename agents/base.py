@@ -187,8 +187,8 @@ class BaseConfig:
     cnn_impl: Literal["auto", "xla", "im2col"] = static_field("auto")
     """Image torso: how the convolutions are computed, 'xla' (XLA's convolution), 'im2col' (one
     matrix product over stacked shifted views: the same sums, and on XLA's CPU backend several
-    times faster when seeds are vmapped) or 'auto' (im2col on a CPU for images of at most 32x32
-    pixels, such as MinAtar's, else xla)."""
+    times faster when seeds are vmapped) or 'auto' (im2col for the nature torso on a CPU for
+    images of at most 32x32 pixels, such as MinAtar's, else xla)."""
     sign_rewards: bool = static_field(False)
     """Learn from sign(reward) in {-1, 0, 1} (Atari's reward clipping); logged returns stay raw."""
     unroll_updates: bool = static_field(False)

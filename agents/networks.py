@@ -13,8 +13,9 @@ Convolutions run either as XLA's convolution or as ``im2col_conv`` (the image's 
 stacked along the channels, then one matrix product). On XLA's CPU backend a convolution whose
 kernel is vmapped (one kernel per seed, as ``--num-seeds`` runs) becomes a grouped convolution
 that runs several times slower than the seeds one after another, while the matrix product stays
-fast; ``cnn_impl="auto"`` therefore takes ``im2col`` on a CPU for small images (MinAtar's 10x10)
-and XLA's convolution elsewhere (figures in docs/benchmarks.md).
+fast; ``cnn_impl="auto"`` therefore takes ``im2col`` for the nature torso on a CPU for small images
+(MinAtar's 10x10) and XLA's convolution elsewhere: for Atari's 84x84 frames and for the IMPALA
+torso ``im2col`` was not faster (figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ __all__ = [
 
 CNN_KINDS = ("nature", "impala")
 CONV_IMPLS = ("auto", "xla", "im2col")
-#: ``cnn_impl="auto"`` takes ``im2col`` on a CPU for images of at most this many pixels.
+#: ``cnn_impl="auto"`` takes ``im2col`` (nature torso, on a CPU) for images of at most this many
+#: pixels.
 IM2COL_MAX_PIXELS = 32 * 32
 
 _ACTIVATIONS: dict[str, Callable] = {
@@ -220,7 +222,8 @@ def conv_spec(config: Any, observation_space: Any) -> ConvSpec | None:
         raise RLKitError(f"--cnn-impl: expected one of {CONV_IMPLS}, got {impl!r}")
     if impl == "auto":
         small = shape[0] * shape[1] <= IM2COL_MAX_PIXELS
-        impl = "im2col" if small and jax.default_backend() == "cpu" else "xla"
+        cpu = jax.default_backend() == "cpu"
+        impl = "im2col" if small and cpu and config.cnn == "nature" else "xla"
     dtype = np.dtype(getattr(observation_space, "dtype", np.float32))
     scale = 1.0 / 255.0 if dtype == np.uint8 else 1.0
     spec = ConvSpec(

@@ -145,13 +145,14 @@ def test_cnn_gives_the_same_features_with_either_convolution(kind):
     )
 
 
-def test_cnn_impl_auto_takes_im2col_for_small_images_on_a_cpu():
+def test_cnn_impl_auto_takes_im2col_for_the_nature_torso_of_small_images_on_a_cpu():
     config = BaseConfig(cnn_channels=(16,), cnn_kernels=(3,), cnn_strides=(1,))
     small, large = Box(0.0, 1.0, (10, 10, 4)), Box(0, 255, (84, 84, 4), jnp.uint8)
     cpu = jax.default_backend() == "cpu"
     assert conv_spec(config, small).conv_impl == ("im2col" if cpu else "xla")
     assert conv_spec(config.replace(cnn_channels=(32,), cnn_kernels=(8,), cnn_strides=(4,)),
                      large).conv_impl == "xla"
+    assert conv_spec(config.replace(cnn="impala"), small).conv_impl == "xla"
     for impl in ("xla", "im2col"):
         assert conv_spec(config.replace(cnn_impl=impl), small).conv_impl == impl
         assert conv_spec(config.replace(cnn_impl=impl), Box(0.0, 1.0, (4,))) is None
